@@ -1,0 +1,160 @@
+//! Building the shared state and the app, and running the server until a signal stops it.
+//! `build_state` and `build_app` are shared by `main` and the tests.
+
+use std::{sync::Arc, time::Duration};
+
+use poem::{EndpointExt, Response, Server, endpoint::BoxEndpoint, listener::TcpListener};
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Settings,
+    crypto::keys::{KeyStore, TokenConfig},
+    mail::Mailer,
+    state::AppState,
+    store,
+};
+
+/// How often each process re-reads the signing keys, to follow rotations made elsewhere.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once a stop signal arrives.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Why the server could not start. Each message is one line naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot use the database (AUTHPOOL_DATABASE_URL): {0}")]
+    Database(DbErr),
+    #[error("cannot listen on {addr} (AUTHPOOL_BIND): {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("mail (AUTHPOOL_MAIL_URL, AUTHPOOL_TEMPLATES_DIR): {0}")]
+    Mail(#[from] crate::mail::MailSetupError),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Connects to the database and brings its schema up to date.
+pub async fn open_database(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    let db = store::database::connect(settings.database_url.expose())
+        .await
+        .map_err(StartupError::Database)?;
+    store::database::migrate(&db)
+        .await
+        .map_err(StartupError::Database)?;
+    Ok(db)
+}
+
+/// Everything request handlers share: database, client id, keys, mailer.
+pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+    let db = open_database(&settings).await?;
+    let client_id =
+        store::clients::ensure_client_id(&db, settings.client_id.as_deref(), generate_client_id)
+            .await
+            .map_err(StartupError::Database)?;
+    let keys = KeyStore::load(
+        &db,
+        TokenConfig {
+            issuer: settings.issuer(),
+            client_id: client_id.clone(),
+            publish_after_retire: settings.tokens.longest_ttl(),
+        },
+    )
+    .await
+    .map_err(StartupError::Database)?;
+    let mail = Mailer::new(&settings.mail)?;
+    Ok(AppState {
+        settings: Arc::new(settings),
+        db,
+        client_id: client_id.into(),
+        keys,
+        mail,
+    })
+}
+
+/// The HTTP app for this state.
+pub fn build_app(state: AppState) -> BoxEndpoint<'static, Response> {
+    crate::api::routes(state).map_to_response().boxed()
+}
+
+/// Runs the server and its background work until SIGTERM or SIGINT, then lets in-flight
+/// requests finish and returns.
+pub async fn serve(settings: Settings) -> Result<(), StartupError> {
+    let bind = settings.bind;
+    let state = build_state(settings).await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartupError::Bind { addr: bind, source })?;
+    // poem binds by address; hand it the port we just proved free.
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    drop(listener);
+
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(
+        state
+            .mail
+            .clone()
+            .run_worker(state.db.clone(), stop.child_token()),
+    );
+    let reloader = tokio::spawn(reload_keys(state.clone(), stop.child_token()));
+
+    tracing::info!(%addr, issuer = %state.settings.issuer(), "authpool listening");
+    let result = Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(build_app(state), shutdown_signal(), Some(SHUTDOWN_GRACE))
+        .await;
+    stop.cancel();
+    let _ = tokio::join!(worker, reloader);
+    tracing::info!("authpool stopped");
+    result.map_err(StartupError::Serve)
+}
+
+async fn reload_keys(state: AppState, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(KEY_RELOAD_INTERVAL) => {}
+        }
+        if let Err(err) = state.keys.reload(&state.db).await {
+            tracing::warn!(error = %err, "could not reload signing keys");
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stop signal received; finishing in-flight requests");
+}
+
+/// A Cognito-style app client id: 26 lower-case letters and digits from the system CSPRNG.
+/// The id is public (every token carries it), so the slight modulo bias is harmless.
+fn generate_client_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 26];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}

@@ -1,0 +1,18 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{config::Settings, crypto::keys::KeyStore, mail::Mailer};
+
+/// Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    /// The app client id: `aud` of id tokens, `client_id` of access tokens.
+    pub client_id: Arc<str>,
+    pub keys: Arc<KeyStore>,
+    pub mail: Mailer,
+}

@@ -1,0 +1,69 @@
+//! Connecting to SQLite or PostgreSQL and bringing the schema up to date.
+
+use std::{path::Path, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbErr,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+/// How long a request waits for a connection (or a locked SQLite file) before giving up: long
+/// enough to ride out a busy moment, short enough that a dead database answers 503 quickly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection pool. SQLite files (and their folder) are created when missing and run in
+/// WAL mode with a busy timeout, so several processes (a server and the admin CLI) share them.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        // Statements carry password hashes and code hashes as bound values: never log them.
+        .sqlx_logging(false)
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(16)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(ACQUIRE_TIMEOUT)
+                .foreign_keys(true)
+        });
+    Database::connect(options).await
+}
+
+/// Runs every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// The file path of a `sqlite:` URL, if it names a file.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_paths_are_found_in_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://data/authpool.db?mode=rwc"),
+            Some("data/authpool.db")
+        );
+        assert_eq!(sqlite_path("sqlite:///var/lib/a.db"), Some("/var/lib/a.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/test"), None);
+    }
+}

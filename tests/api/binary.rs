@@ -1,0 +1,194 @@
+//! The `authpool` binary itself: command line, configuration errors, start and stop.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::db::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authpool");
+
+/// The binary with no AUTHPOOL_* variables inherited from the environment.
+fn authpool(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .expect("authpool runs")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until the server answers /health/live, or panics at the deadline.
+async fn wait_until_live(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://127.0.0.1:{port}/health/live");
+    loop {
+        if let Ok(response) = reqwest::get(&url).await
+            && response.status().is_success()
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("authpool exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "authpool did not become live in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "authpool did not exit in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn help_lists_every_setting_for_the_program_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let output = run(authpool(dir.path()).args(args));
+        assert!(output.status.success());
+        let help = String::from_utf8(output.stdout).unwrap();
+        for spec in authpool::config::SETTINGS {
+            assert!(
+                help.contains(spec.env),
+                "{} missing from {args:?}",
+                spec.env
+            );
+        }
+    }
+}
+
+/// One line on stderr naming the setting, exit status 2, no panic or backtrace.
+fn assert_refused(output: &Output, setting: &str) {
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(setting), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_line_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("AUTHPOOL_ID_TOKEN_TTL_S", "10"),
+        ("AUTHPOOL_PUBLIC_URL", "not a url"),
+        ("AUTHPOOL_MAIL_URL", "pigeon://coop"),
+        ("AUTHPOOL_BIND", "localhost"),
+        ("AUTHPOOL_LOG_FORMAT", "xml"),
+    ];
+    for (var, value) in cases {
+        let output = run(authpool(dir.path()).arg("serve").env(var, value));
+        assert_refused(&output, var);
+    }
+    // The same from a TOML file.
+    let file = dir.path().join("authpool.toml");
+    std::fs::write(&file, "access_token_ttl_s = 999999\n").unwrap();
+    let output = run(authpool(dir.path()).args(["--config", file.to_str().unwrap(), "serve"]));
+    assert_refused(&output, "AUTHPOOL_ACCESS_TOKEN_TTL_S");
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let output = run(authpool(dir.path()).arg("serve").env(
+        "AUTHPOOL_DATABASE_URL",
+        format!("postgres://nobody@127.0.0.1:{port}/none"),
+    ));
+    assert_refused(&output, "AUTHPOOL_DATABASE_URL");
+}
+
+#[test]
+fn openapi_prints_the_committed_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(authpool(dir.path()).arg("openapi"));
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    assert_eq!(printed, committed);
+}
+
+#[tokio::test]
+async fn migrate_then_keys_rotate_and_list() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_db = |args: &[&str]| {
+        let output = run(authpool(dir.path())
+            .args(args)
+            .env("AUTHPOOL_DATABASE_URL", &db.url));
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(with_db(&["migrate"]).contains("up to date"));
+    let first = with_db(&["keys", "rotate"]);
+    let second = with_db(&["keys", "rotate"]);
+    assert_ne!(first, second);
+    let list = with_db(&["keys", "list"]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    // Exactly one key is not retired: the newest.
+    assert_eq!(
+        rows.iter().filter(|r| r.trim_end().ends_with(" -")).count(),
+        1,
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn serve_on_defaults_creates_its_files_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = authpool(dir.path())
+        .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
+        .env("AUTHPOOL_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_live(port, &mut child).await;
+    assert!(dir.path().join("data/authpool.db").is_file());
+    assert!(dir.path().join("data/mail").is_dir());
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+        .await
+        .unwrap();
+    assert!(ready.status().is_success());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for_exit(&mut child).await;
+    assert_eq!(status.code(), Some(0));
+}
