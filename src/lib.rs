@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod mail;
 pub mod startup;
 pub mod state;
