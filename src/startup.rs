@@ -9,7 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
-    crypto::keys::{KeyStore, TokenConfig},
+    crypto::{
+        keys::{KeyStore, TokenConfig},
+        password::Hasher,
+    },
     mail::Mailer,
     state::AppState,
     store,
@@ -34,6 +37,8 @@ pub enum StartupError {
     },
     #[error("mail (AUTHPOOL_MAIL_URL, AUTHPOOL_TEMPLATES_DIR): {0}")]
     Mail(#[from] crate::mail::MailSetupError),
+    #[error("password hashing (AUTHPOOL_ARGON2_*): {0}")]
+    Hasher(crate::crypto::password::HashError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -67,12 +72,14 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     .await
     .map_err(StartupError::Database)?;
     let mail = Mailer::new(&settings.mail)?;
+    let hasher = Hasher::new(&settings.argon2).map_err(StartupError::Hasher)?;
     Ok(AppState {
         settings: Arc::new(settings),
         db,
         client_id: client_id.into(),
         keys,
         mail,
+        hasher,
     })
 }
 

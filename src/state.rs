@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Settings, crypto::keys::KeyStore, mail::Mailer};
+use crate::{
+    config::Settings,
+    crypto::{keys::KeyStore, password::Hasher},
+    mail::Mailer,
+};
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Clone)]
@@ -15,4 +19,6 @@ pub struct AppState {
     pub client_id: Arc<str>,
     pub keys: Arc<KeyStore>,
     pub mail: Mailer,
+    /// The bounded argon2id pool.
+    pub hasher: Hasher,
 }

@@ -1,5 +1,10 @@
 //! sea-orm entities for authpool's tables: column types only, no logic.
 
 pub mod client;
+pub mod code;
+pub mod login_failure;
 pub mod mail_outbox;
+pub mod refresh_token;
+pub mod session;
 pub mod signing_key;
+pub mod user;

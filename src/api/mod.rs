@@ -1,9 +1,17 @@
 //! HTTP only: poem-openapi operations, request and response types, error mapping. The use cases
 //! behind them know nothing of HTTP.
 
+pub mod auth;
+pub mod cookies;
 pub mod edge;
 pub mod error;
+pub mod mapping;
 pub mod ops;
+pub mod optional_json;
+pub mod pool;
+pub mod rate_limit;
+pub mod responses;
+pub mod route_index;
 pub mod wellknown;
 
 use std::sync::Arc;
@@ -12,21 +20,20 @@ use poem::{
     Endpoint, EndpointExt, Route,
     middleware::{CatchPanic, NormalizePath, TrailingSlash},
 };
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 use crate::state::AppState;
 
 /// Groups of operations in the OpenAPI document.
 #[derive(Tags)]
 pub enum Tag {
+    /// `/api`: sign-up, confirmation, sign-in, sessions, passwords and the account.
+    Pool,
     /// Public keys and OpenID Connect discovery, for verifying authpool's tokens.
     Discovery,
     /// Liveness and readiness, for load balancers and orchestrators.
     Operations,
 }
-
-/// Every OpenAPI-described operation.
-pub type Api = (wellknown::WellKnownApi, ops::OpsApi);
 
 const DESCRIPTION: &str = "\
 A self-hosted user pool with AWS Cognito semantics.
@@ -37,13 +44,16 @@ exception names. Paths work with and without a trailing slash. Request bodies ar
 64 KiB by default (413 `RequestEntityTooLargeException`).";
 
 /// The OpenAPI service: the same for the server, the tests and `authpool openapi`.
-pub fn service() -> OpenApiService<Api, ()> {
-    OpenApiService::new(
-        (wellknown::WellKnownApi, ops::OpsApi),
-        "authpool",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(DESCRIPTION)
+pub fn service() -> OpenApiService<impl OpenApi + 'static, ()> {
+    let operations = (
+        pool::signup::SignUpApi,
+        pool::session::SessionApi,
+        pool::password::PasswordApi,
+        pool::account::AccountApi,
+        wellknown::WellKnownApi,
+        ops::OpsApi,
+    );
+    OpenApiService::new(operations, "authpool", env!("CARGO_PKG_VERSION")).description(DESCRIPTION)
 }
 
 /// The OpenAPI document as pretty JSON, as committed in `openapi/openapi.json`.
@@ -59,10 +69,11 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let service = service();
     let spec: serde_json::Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi emits JSON");
-    let index = Arc::new(edge::RouteIndex::from_spec(&spec, EXTRA_ROUTES));
+    let index = Arc::new(route_index::RouteIndex::from_spec(&spec, EXTRA_ROUTES));
     let docs = service.swagger_ui();
     let spec_endpoint = service.spec_endpoint();
     let max_body_bytes = state.settings.max_body_bytes;
+    let ip_rate_limit = state.settings.ip_rate_limit;
     Route::new()
         .at("/openapi.json", spec_endpoint)
         .nest("/docs", docs)
@@ -73,5 +84,6 @@ pub fn routes(state: AppState) -> impl Endpoint {
             index,
             max_body_bytes,
         })
+        .with(rate_limit::IpRateLimit::new(ip_rate_limit))
         .with(NormalizePath::new(TrailingSlash::Trim))
 }

@@ -6,12 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::db::TestDb;
+use crate::{db::TestDb, smtp::free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_authpool");
 
 /// The binary with no AUTHPOOL_* variables inherited from the environment.
-fn authpool(dir: &Path) -> Command {
+pub fn authpool(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir)
@@ -27,16 +27,8 @@ fn run(command: &mut Command) -> Output {
         .expect("authpool runs")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls until the server answers /health/live, or panics at the deadline.
-async fn wait_until_live(port: u16, child: &mut Child) {
+pub async fn wait_until_live(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let url = format!("http://127.0.0.1:{port}/health/live");
     loop {
@@ -56,7 +48,7 @@ async fn wait_until_live(port: u16, child: &mut Child) {
     }
 }
 
-async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+pub async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -62,3 +62,96 @@ async fn the_limit_is_configurable() {
         .await;
     assert_error(response, 413, "RequestEntityTooLargeException").await;
 }
+
+#[tokio::test]
+async fn malformed_json_is_400_json() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post("/api/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"email\": \"a@b.org\",")
+        .send()
+        .await;
+    let body = assert_error(response, 400, "InvalidParameterException").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn missing_and_mistyped_fields_are_named() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post("/api/register", serde_json::json!({"email": 42}))
+        .await;
+    let body = assert_error(response, 400, "InvalidParameterException").await;
+    assert_eq!(body["errors"]["password"][0], "This field is required.");
+    assert_eq!(body["errors"]["email"][0], "Must be of type string.");
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415_json() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post("/api/login")
+        .header(header::CONTENT_TYPE, "application/xml")
+        .body("<login/>")
+        .send()
+        .await;
+    assert_error(response, 415, "UnsupportedMediaTypeException").await;
+}
+
+#[tokio::test]
+async fn an_internal_error_is_500_json_and_discloses_nothing() {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn().await;
+    // A broken schema makes every query on users fail with an error that is not the client's.
+    app.state
+        .db
+        .execute_unprepared(
+            "DROP TABLE refresh_tokens; DROP TABLE sessions; DROP TABLE codes; DROP TABLE users",
+        )
+        .await
+        .unwrap();
+    let response = app
+        .post(
+            "/api/login",
+            serde_json::json!({"email": "a@b.org", "password": "x"}),
+        )
+        .await;
+    let body = assert_error(response, 500, "InternalErrorException").await;
+    let text = body.to_string().to_lowercase();
+    for leak in ["users", "table", "sql", "relation"] {
+        assert!(!text.contains(leak), "{body} discloses {leak}");
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_posts_are_rate_limited_per_address() {
+    // 1 per second with a burst of 10.
+    let app = TestApp::with_settings(&[("ip_rate_limit", "1")]).await;
+    let body = serde_json::json!({"email": "nobody@example.org"});
+    for _ in 0..10 {
+        app.post("/api/validate/resend", body.clone())
+            .await
+            .assert_status_is_ok();
+    }
+    let response = app.post("/api/validate/resend", body.clone()).await;
+    let retry_after = response.0.headers().get("retry-after").cloned();
+    assert_error(response, 429, "TooManyRequestsException").await;
+    assert_eq!(retry_after.unwrap(), "1");
+    // Reads and authenticated calls are not counted.
+    app.client
+        .get("/health/live")
+        .send()
+        .await
+        .assert_status_is_ok();
+    let response = app
+        .post_as("/api/logout", "not-a-token", serde_json::json!({}))
+        .await;
+    assert_error(response, 401, "NotAuthorizedException").await;
+}

@@ -5,7 +5,15 @@ use authpool::{
     startup::{build_app, build_state},
     state::AppState,
 };
-use poem::{Response, endpoint::BoxEndpoint, test::TestClient};
+use entity::mail_outbox;
+use poem::{
+    Response,
+    endpoint::BoxEndpoint,
+    http::header,
+    test::{TestClient, TestResponse},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
 
 use crate::db::TestDb;
 
@@ -14,6 +22,7 @@ use crate::db::TestDb;
 pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
     pub state: AppState,
+    /// Where the file transport writes mail; kept for the app's lifetime.
     _mail_dir: tempfile::TempDir,
     // Dropped last: the database outlives the app's connections.
     _db: TestDb,
@@ -54,8 +63,100 @@ impl TestApp {
     }
 }
 
+/// A password the policy accepts.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.client.post(path).body_json(&body).send().await
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.client
+            .post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body_json(&body)
+            .send()
+            .await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> TestResponse {
+        self.client
+            .get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> TestResponse {
+        self.post(
+            "/api/register",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/login", json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// Delivers every queued email (to the test's mail folder) and returns the messages sent to
+    /// this address, oldest first.
+    pub async fn mails_to(&self, address: &str) -> Vec<mail_outbox::Model> {
+        self.state
+            .mail
+            .deliver_due(&self.state.db)
+            .await
+            .expect("mail delivery");
+        let rows = mail_outbox::Entity::find()
+            .filter(mail_outbox::Column::Recipient.eq(address))
+            .order_by_asc(mail_outbox::Column::Id)
+            .all(&self.state.db)
+            .await
+            .unwrap();
+        assert!(rows.iter().all(|r| r.sent_at.is_some()), "undelivered mail");
+        rows
+    }
+
+    /// The code in the latest email to this address.
+    pub async fn last_code(&self, address: &str) -> String {
+        let mail = self.mails_to(address).await.pop().expect("an email");
+        code_in(&mail.text_body).expect("a code in the email")
+    }
+
+    /// Registers and confirms an account.
+    pub async fn confirmed_user(&self, email: &str, password: &str) {
+        self.register(email, password)
+            .await
+            .assert_status(poem::http::StatusCode::CREATED);
+        let code = self.last_code(email).await;
+        self.post(
+            "/api/validate",
+            json!({"user_name": email, "confirmation_code": code}),
+        )
+        .await
+        .assert_status_is_ok();
+    }
+
+    /// Registers, confirms and signs in; returns the login body.
+    pub async fn signed_in(&self, email: &str, password: &str) -> Value {
+        self.confirmed_user(email, password).await;
+        let response = self.login(email, password).await;
+        response.assert_status_is_ok();
+        json(response).await
+    }
+}
+
+/// The first six-digit number in a text.
+pub fn code_in(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .map(str::to_string)
+}
+
 /// Reads a response's JSON body.
-pub async fn json(response: poem::test::TestResponse) -> serde_json::Value {
+pub async fn json(response: TestResponse) -> serde_json::Value {
     response
         .0
         .into_body()
@@ -65,11 +166,7 @@ pub async fn json(response: poem::test::TestResponse) -> serde_json::Value {
 }
 
 /// Asserts the API's error shape and returns the body.
-pub async fn assert_error(
-    response: poem::test::TestResponse,
-    status: u16,
-    code: &str,
-) -> serde_json::Value {
+pub async fn assert_error(response: TestResponse, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(response.0.status().as_u16(), status, "status");
     let content_type = response
         .0

@@ -1,12 +1,19 @@
 //! Black-box tests through the real app, each on its own fresh database.
 
+mod account;
 mod binary;
 mod db;
 mod discovery;
+mod e2e;
 mod errors;
+mod hashing;
 mod health;
 mod helpers;
 mod keys;
+mod login;
 mod mail;
 mod openapi;
+mod passwords;
+mod sessions;
+mod signup;
 mod smtp;

@@ -1,0 +1,144 @@
+//! A token bucket per client IP in front of every unauthenticated POST (sign-up, sign-in,
+//! confirmation, resends, resets): `rate` requests per second with a burst of ten times that.
+//!
+//! Per-process memory is enough here: the counters that must hold across replicas (lockout,
+//! code attempts) live in the database; this only blunts floods.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response, Result,
+    error::ResponseError,
+    http::{Method, StatusCode, header},
+};
+
+use super::error::{ApiError, ErrorCode};
+
+/// Beyond this many tracked addresses, full (idle) buckets are dropped.
+const MAX_TRACKED: usize = 100_000;
+
+pub struct IpRateLimit {
+    limiter: Arc<Limiter>,
+}
+
+impl IpRateLimit {
+    /// `per_second` 0 turns the limit off.
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            limiter: Arc::new(Limiter {
+                rate: f64::from(per_second),
+                burst: f64::from(per_second) * 10.0,
+                buckets: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+struct Limiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Option<IpAddr>, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Limiter {
+    /// Takes a token for this address, or says how many seconds until one is available.
+    fn take(&self, ip: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_TRACKED {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst
+            });
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for IpRateLimit {
+    type Output = IpRateLimitEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        IpRateLimitEndpoint {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+pub struct IpRateLimitEndpoint<E> {
+    inner: E,
+    limiter: Arc<Limiter>,
+}
+
+impl<E: Endpoint> Endpoint for IpRateLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let guarded = self.limiter.rate > 0.0
+            && req.method() == Method::POST
+            && !req.headers().contains_key(header::AUTHORIZATION);
+        if guarded {
+            let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+            if let Err(retry_after) = self.limiter.take(ip, Instant::now()) {
+                return Ok(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::TooManyRequests,
+                    "Too many requests from this address; slow down.",
+                )
+                .retry_after(retry_after)
+                .as_response());
+            }
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_burst_of_ten_times_the_rate_then_the_rate() {
+        let limiter = IpRateLimit::new(2).limiter;
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        let start = Instant::now();
+        for _ in 0..20 {
+            assert!(limiter.take(ip, start).is_ok());
+        }
+        assert_eq!(limiter.take(ip, start), Err(1));
+        // Another address has its own bucket.
+        assert!(
+            limiter
+                .take(Some(IpAddr::from([127, 0, 0, 2])), start)
+                .is_ok()
+        );
+        // Half a second refills one token at 2 per second.
+        let later = start + Duration::from_millis(500);
+        assert!(limiter.take(ip, later).is_ok());
+        assert!(limiter.take(ip, later).is_err());
+    }
+}

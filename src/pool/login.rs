@@ -1,0 +1,81 @@
+//! Sign-in with an email or username and a password.
+//!
+//! An unknown name and a wrong password answer alike, after the same argon2 work (a dummy hash is
+//! verified for unknown names), and both count towards lockout. Whether the account is
+//! unconfirmed or disabled is told only after the right password.
+
+use super::{Infra, UserStatus, lockout, tokens::SignedIn};
+use crate::{state::AppState, store};
+use chrono::{Duration as TimeDelta, Utc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("Incorrect username or password.")]
+    NotAuthorized,
+    #[error("User is not confirmed.")]
+    UserNotConfirmed,
+    #[error("User is disabled.")]
+    UserDisabled,
+    /// Too many failures: sign-in is refused for this long.
+    #[error("Password attempts exceeded.")]
+    LockedOut(TimeDelta),
+    #[error(transparent)]
+    Infra(#[from] Infra),
+}
+
+db_errors_are_infra!(LoginError);
+
+pub async fn login(state: &AppState, login: &str, password: &str) -> Result<SignedIn, LoginError> {
+    let user = match super::login_key(login, false) {
+        Some(key) => store::users::by_login_key(&state.db, &key).await?,
+        None => None,
+    };
+    let key = lockout::key(user.as_ref(), login);
+    if let Some(wait) = lockout::locked_for(&state.db, &key, Utc::now()).await? {
+        return Err(LoginError::LockedOut(wait));
+    }
+    let verified = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await
+        .map_err(Infra::from)?;
+
+    let now = Utc::now();
+    let txn = store::begin_write(&state.db).await?;
+    let user = match user {
+        Some(user) if verified.matches => user,
+        _ => {
+            lockout::record_failure(&txn, &key, now).await?;
+            txn.commit().await?;
+            return Err(LoginError::NotAuthorized);
+        }
+    };
+    match UserStatus::of(&user) {
+        UserStatus::Disabled => return Err(LoginError::UserDisabled),
+        UserStatus::Unconfirmed => return Err(LoginError::UserNotConfirmed),
+        UserStatus::Confirmed => {}
+    }
+    lockout::clear(&txn, &key).await?;
+    let signed_in = super::tokens::start_session(state, &txn, &user, now).await?;
+    txn.commit().await?;
+
+    if verified.needs_rehash {
+        rehash(state, &user, password).await;
+    }
+    Ok(signed_in)
+}
+
+/// Stores a hash with the current parameters. Best effort: the sign-in already succeeded, and
+/// the next one will try again.
+async fn rehash(state: &AppState, user: &entity::user::Model, password: &str) {
+    let result = async {
+        let hash = state.hasher.hash(password).await.map_err(Infra::from)?;
+        // Only over the hash just verified: a password changed meanwhile must not be undone.
+        store::users::upgrade_password_hash(&state.db, user.uid, &user.password_hash, hash).await?;
+        Ok::<_, Infra>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(uid = %user.uid, error = %err, "could not upgrade a password hash");
+    }
+}

@@ -1,0 +1,148 @@
+//! Sessions and the tokens they yield.
+
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use entity::{refresh_token, session, user};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, prelude::Uuid};
+
+use super::cognito_username;
+use crate::{
+    crypto::jwt::{AccessClaims, IdClaims, RefreshClaims, TokenUse},
+    state::AppState,
+    store,
+};
+
+/// Cognito's scope for tokens that may call the user's own account operations.
+pub const ACCESS_SCOPE: &str = "aws.cognito.signin.user.admin";
+
+/// What a sign-in or a refresh yields.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub uid: Uuid,
+    pub id_token: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: u64,
+    /// Lifetime of the id token, in seconds.
+    pub id_expires_in: u64,
+    /// Seconds until the refresh token (and the session) expires.
+    pub refresh_expires_in: u64,
+}
+
+/// Starts a session for a user who just proved their password, inside the caller's transaction.
+pub async fn start_session(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    now: DateTime<Utc>,
+) -> Result<SignedIn, DbErr> {
+    let expires_at =
+        now + TimeDelta::from_std(state.settings.tokens.refresh_ttl).unwrap_or_default();
+    // The session id doubles as `origin_jti`: every token of the sign-in names it, so
+    // authenticating a request finds the session by primary key.
+    let id = Uuid::new_v4();
+    let session = store::sessions::insert(
+        db,
+        session::ActiveModel {
+            id: Set(id),
+            uid: Set(user.uid),
+            client_id: Set(state.client_id.to_string()),
+            auth_time: Set(now),
+            origin_jti: Set(id.to_string()),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+        },
+    )
+    .await?;
+    issue(state, db, user, &session, now).await
+}
+
+/// Signs id and access tokens and a new refresh token for a live session.
+pub async fn issue(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    session: &session::Model,
+    now: DateTime<Utc>,
+) -> Result<SignedIn, DbErr> {
+    let refresh_jti = Uuid::new_v4().to_string();
+    store::sessions::insert_refresh_token(
+        db,
+        refresh_token::ActiveModel {
+            jti: Set(refresh_jti.clone()),
+            session_id: Set(session.id),
+            issued_at: Set(now),
+            expires_at: Set(session.expires_at),
+            used_at: Set(None),
+        },
+    )
+    .await?;
+    Ok(sign(state, user, session, refresh_jti, now))
+}
+
+fn sign(
+    state: &AppState,
+    user: &user::Model,
+    session: &session::Model,
+    refresh_jti: String,
+    now: DateTime<Utc>,
+) -> SignedIn {
+    let tokens = &state.settings.tokens;
+    let iat = now.timestamp();
+    let issuer = state.keys.issuer().to_string();
+    let origin_jti = session.id.to_string();
+    let username = cognito_username(user);
+    let non_empty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let id = IdClaims {
+        sub: user.uid.to_string(),
+        aud: state.client_id.to_string(),
+        iss: issuer.clone(),
+        token_use: TokenUse::Id,
+        email: user.email.clone(),
+        email_verified: user.email_verified,
+        cognito_username: username.clone(),
+        given_name: non_empty(&user.first_name),
+        family_name: non_empty(&user.last_name),
+        auth_time: session.auth_time.timestamp(),
+        iat,
+        exp: iat + seconds(tokens.id_ttl),
+        jti: Uuid::new_v4().to_string(),
+        origin_jti: origin_jti.clone(),
+    };
+    let access = AccessClaims {
+        sub: user.uid.to_string(),
+        client_id: state.client_id.to_string(),
+        iss: issuer.clone(),
+        token_use: TokenUse::Access,
+        scope: ACCESS_SCOPE.to_string(),
+        username,
+        auth_time: session.auth_time.timestamp(),
+        iat,
+        exp: iat + seconds(tokens.access_ttl),
+        jti: Uuid::new_v4().to_string(),
+        origin_jti,
+    };
+    let refresh_exp = session.expires_at.timestamp();
+    let refresh = RefreshClaims {
+        sub: user.uid.to_string(),
+        iss: issuer,
+        token_use: TokenUse::Refresh,
+        iat,
+        exp: refresh_exp,
+        jti: refresh_jti,
+    };
+    SignedIn {
+        uid: user.uid,
+        id_token: state.keys.sign(&id),
+        access_token: state.keys.sign(&access),
+        refresh_token: state.keys.sign(&refresh),
+        expires_in: tokens.access_ttl.as_secs(),
+        id_expires_in: tokens.id_ttl.as_secs(),
+        refresh_expires_in: u64::try_from(refresh_exp - iat).unwrap_or(0),
+    }
+}
+
+fn seconds(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,78 @@
+//! Queries on sessions and their refresh tokens.
+
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    prelude::{Expr, Uuid},
+};
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    row: session::ActiveModel,
+) -> Result<session::Model, DbErr> {
+    row.insert(db).await
+}
+
+pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<session::Model>, DbErr> {
+    session::Entity::find_by_id(id).one(db).await
+}
+
+/// Revokes one session (no-op when already revoked).
+pub async fn revoke(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Revokes every live session of a user, except `keep` when given.
+pub async fn revoke_all(
+    db: &impl ConnectionTrait,
+    uid: Uuid,
+    keep: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut query = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Uid.eq(uid))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        query = query.filter(session::Column::Id.ne(keep));
+    }
+    Ok(query.exec(db).await?.rows_affected)
+}
+
+pub async fn insert_refresh_token(
+    db: &impl ConnectionTrait,
+    row: refresh_token::ActiveModel,
+) -> Result<(), DbErr> {
+    row.insert(db).await.map(|_| ())
+}
+
+pub async fn refresh_token(
+    db: &impl ConnectionTrait,
+    jti: &str,
+) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find_by_id(jti.to_string())
+        .one(db)
+        .await
+}
+
+/// Marks a refresh token used, only if nobody did first: `true` when this call won.
+pub async fn use_refresh_token(
+    db: &impl ConnectionTrait,
+    jti: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Jti.eq(jti))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
