@@ -38,6 +38,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Work with the local newsletter list.
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +52,13 @@ pub enum KeysCommand {
     /// Add a new signing key; it signs from then on, and the old one stays published until its
     /// tokens have expired.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Print the local newsletter list as CSV with a header row (email, uid, status,
+    /// remote_status, created_at, updated_at) on standard output.
+    Export,
 }
 
 /// The values given for settings by environment or flag, keyed as in [`SETTINGS`].

@@ -99,6 +99,24 @@ pub const SETTINGS: &[Spec] = &[
         "Bearer secret for /api/api-tokens/introspect; unset disables it (404).",
     ),
     spec(
+        "introspection_rate_limit",
+        "AUTHPOOL_INTROSPECTION_RATE_LIMIT",
+        Some("200"),
+        "Introspection requests per second per client IP, burst ten times that; 0 turns it off.",
+    ),
+    spec(
+        "max_api_tokens",
+        "AUTHPOOL_MAX_API_TOKENS",
+        Some("100"),
+        "API tokens one user may hold (1-10000).",
+    ),
+    spec(
+        "max_allowed_hosts",
+        "AUTHPOOL_MAX_ALLOWED_HOSTS",
+        Some("100"),
+        "Allowed hosts one user may list (1-10000).",
+    ),
+    spec(
         "cors_origins",
         "AUTHPOOL_CORS_ORIGINS",
         None,
@@ -121,6 +139,12 @@ pub const SETTINGS: &[Spec] = &[
         "AUTHPOOL_MAILCHIMP_URL",
         None,
         "Mailchimp API base URL [default: https://<dc>.api.mailchimp.com from the key's suffix].",
+    ),
+    spec(
+        "mailchimp_timeout_s",
+        "AUTHPOOL_MAILCHIMP_TIMEOUT_S",
+        Some("10"),
+        "Longest wait for Mailchimp, in seconds (1-60).",
     ),
     spec(
         "ip_rate_limit",
@@ -364,6 +388,7 @@ pub struct MailchimpSettings {
     pub api_key: Secret,
     pub list_id: String,
     pub base_url: Url,
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -386,6 +411,9 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub mailchimp: Option<MailchimpSettings>,
     pub ip_rate_limit: u32,
+    pub introspection_rate_limit: u32,
+    pub max_api_tokens: u64,
+    pub max_allowed_hosts: u64,
     pub argon2: Argon2Settings,
     pub tokens: TokenSettings,
     pub password: PasswordPolicy,
@@ -511,6 +539,9 @@ impl Settings {
                 .unwrap_or_default(),
             mailchimp: parse_mailchimp(&r)?,
             ip_rate_limit: r.ranged("ip_rate_limit", 0, 1_000_000)?,
+            introspection_rate_limit: r.ranged("introspection_rate_limit", 0, 1_000_000)?,
+            max_api_tokens: r.ranged("max_api_tokens", 1, 10_000)?,
+            max_allowed_hosts: r.ranged("max_allowed_hosts", 1, 10_000)?,
             argon2,
             tokens,
             password,
@@ -686,6 +717,7 @@ fn parse_mailchimp(r: &Reader<'_>) -> Result<Option<MailchimpSettings>, ConfigEr
         api_key: Secret::new(key),
         list_id: list.to_string(),
         base_url,
+        timeout: r.seconds("mailchimp_timeout_s", 1, 60)?,
     }))
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod mail;
+pub mod newsletter;
 pub mod pool;
 pub mod startup;
 pub mod state;

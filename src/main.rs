@@ -35,8 +35,23 @@ async fn run(command: Command, settings: Settings) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Openapi => {
-            println!("{}", authpool::api::spec_json());
-            Ok(())
+            // `authpool openapi | head` closes the pipe early: that is not an error.
+            use std::io::Write;
+            match writeln!(std::io::stdout().lock(), "{}", authpool::api::spec_json()) {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(StartupError::Output(err))
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Subscribers { action } => {
+            let db = startup::open_database(&settings).await?;
+            authpool::admin::subscribers(&db, action, &mut std::io::stdout().lock())
+                .await
+                .map_err(|err| match err {
+                    authpool::admin::ExportError::Database(err) => StartupError::Database(err),
+                    authpool::admin::ExportError::Output(err) => StartupError::Output(err),
+                })
         }
         Command::Keys { action } => {
             let db = startup::open_database(&settings).await?;

@@ -39,6 +39,8 @@ pub enum StartupError {
     Mail(#[from] crate::mail::MailSetupError),
     #[error("password hashing (AUTHPOOL_ARGON2_*): {0}")]
     Hasher(crate::crypto::password::HashError),
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }

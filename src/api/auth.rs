@@ -19,22 +19,21 @@ const SCHEME: &str = "BearerAuth";
 /// The authenticated caller of an operation.
 pub struct Caller(pub Authenticated);
 
-impl Caller {
-    /// The raw token from the `Authorization` header, with or without the `Bearer ` prefix.
-    fn token(req: &Request) -> Option<&str> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .trim();
-        let token = match value.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            Some(_) => return None,
-            None => value,
-        };
-        (!token.is_empty()).then_some(token)
-    }
+/// The credential in the `Authorization` header: `Bearer <value>`, or the bare value (for clients
+/// that leave the scheme out). Any other scheme is no credential.
+pub fn bearer_value(req: &Request) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let credential = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return None,
+        None => value,
+    };
+    (!credential.is_empty()).then_some(credential)
 }
 
 /// 401 `NotAuthorizedException`, the same for every reason a token is refused.
@@ -82,7 +81,7 @@ impl<'a> ApiExtractor<'a> for Caller {
         let state = req
             .data::<AppState>()
             .ok_or_else(|| poem::Error::from(ApiError::internal()))?;
-        let token = Self::token(req).ok_or_else(not_authorized)?;
+        let token = bearer_value(req).ok_or_else(not_authorized)?;
         match session::authenticate(state, token).await {
             Ok(caller) => Ok(Caller(caller)),
             Err(AuthError::NotAuthorized) => Err(not_authorized().into()),

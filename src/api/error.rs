@@ -157,16 +157,7 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        let body = serde_json::json!({
-            "detail": self.detail,
-            "code": self.code.as_str(),
-            "errors": self.errors,
-        });
-        let mut body = body;
-        if self.errors.is_none() {
-            body.as_object_mut().map(|o| o.remove("errors"));
-        }
-        let mut response = poem::web::Json(body)
+        let mut response = poem_openapi::payload::Json(self.body())
             .with_status(self.status)
             .into_response();
         if let Some(secs) = self.retry_after {

@@ -205,3 +205,56 @@ impl From<ResendError> for ApiError {
         }
     }
 }
+
+impl From<crate::pool::api_tokens::ApiTokenError> for ApiError {
+    fn from(err: crate::pool::api_tokens::ApiTokenError) -> Self {
+        use crate::pool::api_tokens::ApiTokenError;
+        match err {
+            ApiTokenError::NotFound => ApiError::not_found(),
+            // A limit the client can resolve itself (by deleting a token): a 400, as Cognito's
+            // `LimitExceededException` is, but named like the table's other 400s.
+            ApiTokenError::LimitReached(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                err.to_string(),
+            ),
+            ApiTokenError::Infra(infra) => infra.into(),
+        }
+    }
+}
+
+impl From<crate::pool::subscribe::SubscribeError> for ApiError {
+    fn from(err: crate::pool::subscribe::SubscribeError) -> Self {
+        use crate::pool::subscribe::SubscribeError;
+        match err {
+            // The message names the failure (timeout, unreachable, Mailchimp's status, title and
+            // detail) and never holds the API key.
+            SubscribeError::Remote(remote) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::SubscriptionFailed,
+                format!(
+                    "Your subscription is recorded, but the newsletter service failed: {remote}"
+                ),
+            ),
+            SubscribeError::Infra(infra) => infra.into(),
+        }
+    }
+}
+
+impl From<crate::pool::allowed_hosts::AllowedHostError> for ApiError {
+    fn from(err: crate::pool::allowed_hosts::AllowedHostError) -> Self {
+        use crate::pool::allowed_hosts::AllowedHostError;
+        let detail = err.to_string();
+        match err {
+            AllowedHostError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ResourceNotFound, detail)
+            }
+            AllowedHostError::Duplicate => ApiError::field("host", detail),
+            // Not a field's fault: the list is full, whatever the host.
+            AllowedHostError::LimitReached(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidParameter, detail)
+            }
+            AllowedHostError::Infra(infra) => infra.into(),
+        }
+    }
+}

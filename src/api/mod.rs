@@ -29,6 +29,11 @@ use crate::state::AppState;
 pub enum Tag {
     /// `/api`: sign-up, confirmation, sign-in, sessions, passwords and the account.
     Pool,
+    /// `/api`: personal API tokens for a separate data API, the hosts they may be used from, and
+    /// their introspection by that API.
+    Tokens,
+    /// `/api`: newsletter subscription.
+    Newsletter,
     /// Public keys and OpenID Connect discovery, for verifying authpool's tokens.
     Discovery,
     /// Liveness and readiness, for load balancers and orchestrators.
@@ -50,6 +55,9 @@ pub fn service() -> OpenApiService<impl OpenApi + 'static, ()> {
         pool::session::SessionApi,
         pool::password::PasswordApi,
         pool::account::AccountApi,
+        pool::tokens::ApiTokensApi,
+        pool::hosts::AllowedHostsApi,
+        pool::newsletter::NewsletterApi,
         wellknown::WellKnownApi,
         ops::OpsApi,
     );
@@ -73,7 +81,10 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let docs = service.swagger_ui();
     let spec_endpoint = service.spec_endpoint();
     let max_body_bytes = state.settings.max_body_bytes;
-    let ip_rate_limit = state.settings.ip_rate_limit;
+    let rate_limit = rate_limit::IpRateLimit::new(
+        state.settings.ip_rate_limit,
+        state.settings.introspection_rate_limit,
+    );
     Route::new()
         .at("/openapi.json", spec_endpoint)
         .nest("/docs", docs)
@@ -84,6 +95,6 @@ pub fn routes(state: AppState) -> impl Endpoint {
             index,
             max_body_bytes,
         })
-        .with(rate_limit::IpRateLimit::new(ip_rate_limit))
+        .with(rate_limit)
         .with(NormalizePath::new(TrailingSlash::Trim))
 }

@@ -1,5 +1,7 @@
-//! A token bucket per client IP in front of every unauthenticated POST (sign-up, sign-in,
-//! confirmation, resends, resets): `rate` requests per second with a burst of ten times that.
+//! Token buckets per client IP: one in front of every unauthenticated POST (sign-up, sign-in,
+//! confirmation, resends, resets), one in front of token introspection (authorised by a shared
+//! secret, so not "unauthenticated", but a way to guess tokens all the same). Each allows `rate`
+//! requests per second with a burst of ten times that.
 //!
 //! Per-process memory is enough here: the counters that must hold across replicas (lockout,
 //! code attempts) live in the database; this only blunts floods.
@@ -22,19 +24,20 @@ use super::error::{ApiError, ErrorCode};
 /// Beyond this many tracked addresses, full (idle) buckets are dropped.
 const MAX_TRACKED: usize = 100_000;
 
+/// Introspection, limited apart from the rest: a data API calls it for every request it serves.
+const INTROSPECTION_PATH: &str = "/api/api-tokens/introspect";
+
 pub struct IpRateLimit {
-    limiter: Arc<Limiter>,
+    unauthenticated: Arc<Limiter>,
+    introspection: Arc<Limiter>,
 }
 
 impl IpRateLimit {
-    /// `per_second` 0 turns the limit off.
-    pub fn new(per_second: u32) -> Self {
+    /// Rates in requests per second; 0 turns a limit off.
+    pub fn new(unauthenticated: u32, introspection: u32) -> Self {
         Self {
-            limiter: Arc::new(Limiter {
-                rate: f64::from(per_second),
-                burst: f64::from(per_second) * 10.0,
-                buckets: Mutex::new(HashMap::new()),
-            }),
+            unauthenticated: Arc::new(Limiter::new(unauthenticated)),
+            introspection: Arc::new(Limiter::new(introspection)),
         }
     }
 }
@@ -51,6 +54,14 @@ struct Bucket {
 }
 
 impl Limiter {
+    fn new(per_second: u32) -> Self {
+        Self {
+            rate: f64::from(per_second),
+            burst: f64::from(per_second) * 10.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes a token for this address, or says how many seconds until one is available.
     fn take(&self, ip: Option<IpAddr>, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,26 +93,34 @@ impl<E: Endpoint> Middleware<E> for IpRateLimit {
     fn transform(&self, inner: E) -> Self::Output {
         IpRateLimitEndpoint {
             inner,
-            limiter: self.limiter.clone(),
+            unauthenticated: self.unauthenticated.clone(),
+            introspection: self.introspection.clone(),
         }
     }
 }
 
 pub struct IpRateLimitEndpoint<E> {
     inner: E,
-    limiter: Arc<Limiter>,
+    unauthenticated: Arc<Limiter>,
+    introspection: Arc<Limiter>,
 }
 
 impl<E: Endpoint> Endpoint for IpRateLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let guarded = self.limiter.rate > 0.0
-            && req.method() == Method::POST
-            && !req.headers().contains_key(header::AUTHORIZATION);
-        if guarded {
+        let limiter = if req.method() != Method::POST {
+            None
+        } else if req.uri().path() == INTROSPECTION_PATH {
+            Some(&self.introspection)
+        } else if !req.headers().contains_key(header::AUTHORIZATION) {
+            Some(&self.unauthenticated)
+        } else {
+            None
+        };
+        if let Some(limiter) = limiter.filter(|l| l.rate > 0.0) {
             let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
-            if let Err(retry_after) = self.limiter.take(ip, Instant::now()) {
+            if let Err(retry_after) = limiter.take(ip, Instant::now()) {
                 return Ok(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::TooManyRequests,
@@ -123,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_ten_times_the_rate_then_the_rate() {
-        let limiter = IpRateLimit::new(2).limiter;
+        let limiter = IpRateLimit::new(2, 0).unauthenticated;
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         let start = Instant::now();
         for _ in 0..20 {

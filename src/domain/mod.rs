@@ -11,6 +11,7 @@
 mod code;
 mod email;
 mod error;
+mod host;
 mod password;
 mod person_name;
 mod username;
@@ -18,6 +19,7 @@ mod username;
 pub use code::Code;
 pub use email::Email;
 pub use error::{FieldError, PasswordError};
+pub use host::Host;
 pub use password::{MAX_PASSWORD_CHARS, PASSWORD_SYMBOLS, Password};
 pub use person_name::PersonName;
 pub use username::Username;

@@ -14,12 +14,15 @@ macro_rules! db_errors_are_infra {
 }
 
 pub mod account;
+pub mod allowed_hosts;
+pub mod api_tokens;
 pub mod codes;
 pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod register;
 pub mod session;
+pub mod subscribe;
 pub mod tokens;
 pub mod verify;
 

@@ -7,6 +7,7 @@ use sea_orm::{ActiveValue::Set, DbErr, SqlErr, prelude::Uuid};
 use super::{
     Infra,
     codes::{self, Purpose},
+    subscribe::{self, SubscribeError},
 };
 use crate::{
     domain::{Email, Password, PersonName, Username},
@@ -103,6 +104,40 @@ pub async fn register(state: &AppState, new: NewUser) -> Result<user::Model, Reg
     txn.commit().await?;
     state.mail.wake();
     Ok(user)
+}
+
+/// A new account, and how its newsletter subscription went.
+#[derive(Debug)]
+pub struct Registration {
+    pub user: user::Model,
+    /// Why the subscription asked for failed; the account exists all the same.
+    pub subscription_error: Option<SubscribeError>,
+}
+
+/// Registers as [`register`] does, then, when `subscribe` is set, subscribes the new account's
+/// email to the newsletter.
+///
+/// The subscription starts only after the account has been committed and runs outside any
+/// transaction: a slow newsletter service never holds the database's write lock, and its failure
+/// never undoes the registration. It is returned beside the new user instead.
+pub async fn register_and_subscribe(
+    state: &AppState,
+    new: NewUser,
+    subscribe: bool,
+) -> Result<Registration, RegisterError> {
+    let email = new.email.clone();
+    let user = register(state, new).await?;
+    let subscription_error = if subscribe {
+        subscribe::subscribe(state, &email, Some(user.uid))
+            .await
+            .err()
+    } else {
+        None
+    };
+    Ok(Registration {
+        user,
+        subscription_error,
+    })
 }
 
 /// The link in confirmation emails: `GET /api/validate` with the user's uid and the code.

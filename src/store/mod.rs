@@ -1,6 +1,8 @@
 //! The only place that builds database queries. Functions take `&impl ConnectionTrait` so they run
 //! alike on a pool or inside a caller's transaction.
 
+pub mod allowed_hosts;
+pub mod api_tokens;
 pub mod clients;
 pub mod codes;
 pub mod database;
@@ -8,6 +10,7 @@ pub mod login_failures;
 pub mod outbox;
 pub mod sessions;
 pub mod signing_keys;
+pub mod subscriptions;
 pub mod users;
 
 use sea_orm::{

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, prelude::Uuid,
+    QueryFilter, QuerySelect, prelude::Uuid,
 };
 
 pub async fn insert(
@@ -131,4 +131,18 @@ pub async fn set_email_verified(
     .update(db)
     .await
     .map(|_| ())
+}
+
+/// Locks the user's row until the transaction ends, so that concurrent additions to one user's
+/// capped collections (API tokens, allowed hosts) take turns and the cap holds. PostgreSQL only:
+/// SQLite write transactions (`store::begin_write`) already take turns.
+pub async fn lock(db: &impl ConnectionTrait, uid: Uuid) -> Result<(), DbErr> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    user::Entity::find_by_id(uid)
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map(|_| ())
 }

@@ -184,3 +184,140 @@ async fn serve_on_defaults_creates_its_files_and_stops_cleanly_on_sigterm() {
     let status = wait_for_exit(&mut child).await;
     assert_eq!(status.code(), Some(0));
 }
+
+/// `subscribers export` prints the local list as CSV, beside a running server on the same
+/// database, and a reader that closes the pipe early is not an error.
+#[tokio::test]
+async fn subscribers_export_prints_csv_while_a_server_runs() {
+    use entity::subscription;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = authpool(dir.path())
+        .env("AUTHPOOL_DATABASE_URL", &db.url)
+        .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
+        .env("AUTHPOOL_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_live(port, &mut server).await;
+
+    // Written as older versions or other tools might have: a comma and quotes in the local part.
+    let odd = r#"o'neil,"jr"@example.org"#;
+    let uid = uuid::Uuid::new_v4();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    for (email, uid, remote) in [
+        ("Ada@Example.org", Some(uid), Some("synced")),
+        (odd, None, None),
+    ] {
+        subscription::Entity::insert(subscription::ActiveModel {
+            email_key: Set(email.to_lowercase()),
+            email: Set(email.to_string()),
+            uid: Set(uid),
+            status: Set("subscribed".into()),
+            remote_status: Set(remote.map(str::to_string)),
+            created_at: Set(at),
+            updated_at: Set(at),
+        })
+        .exec(&conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.ok();
+
+    let output = run(authpool(dir.path())
+        .args(["subscribers", "export"])
+        .env("AUTHPOOL_DATABASE_URL", &db.url));
+    assert!(output.status.success(), "{output:?}");
+    let csv = String::from_utf8(output.stdout).unwrap();
+    let rows = parse_csv(&csv);
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "email",
+                "uid",
+                "status",
+                "remote_status",
+                "created_at",
+                "updated_at"
+            ],
+            vec![
+                "Ada@Example.org",
+                &uid.to_string(),
+                "subscribed",
+                "synced",
+                "2026-11-22T10:00:00Z",
+                "2026-11-22T10:00:00Z"
+            ],
+            vec![
+                odd,
+                "",
+                "subscribed",
+                "",
+                "2026-11-22T10:00:00Z",
+                "2026-11-22T10:00:00Z"
+            ],
+        ],
+        "{csv}"
+    );
+
+    // `| head -0`: the reader is gone before anything is written.
+    let mut child = authpool(dir.path())
+        .args(["subscribers", "export"])
+        .env("AUTHPOOL_DATABASE_URL", &db.url)
+        .env("AUTHPOOL_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // No error line (`authpool: ...`) and no panic.
+    assert!(output.stderr.is_empty(), "{output:?}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(wait_for_exit(&mut server).await.code(), Some(0));
+}
+
+/// An RFC 4180 reader, just enough for the export: quoted fields with doubled quotes.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        !quoted && field.is_empty() && row.is_empty(),
+        "unterminated CSV"
+    );
+    rows
+}

@@ -27,3 +27,28 @@ async fn ready_fails_with_503_when_the_database_is_gone_while_live_stays_up() {
         .await
         .assert_status_is_ok();
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return; // PostgreSQL has neither setting.
+    }
+    let pragma =
+        |name: &str| Statement::from_string(DatabaseBackend::Sqlite, format!("PRAGMA {name}"));
+    let mode = db
+        .query_one_raw(pragma("journal_mode"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+    let timeout = db
+        .query_one_raw(pragma("busy_timeout"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(timeout.try_get_by_index::<i64>(0).unwrap() >= 1000);
+}

@@ -147,8 +147,12 @@ impl AccountApi {
     ///
     /// The signed-in user's account.
     #[oai(path = "/api/account", method = "get", operation_id = "account_read")]
-    async fn read(&self, caller: Caller) -> Result<Json<Account>, AccountReadErrors> {
-        Ok(Json(Account::from(&caller.0.user)))
+    async fn read(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+    ) -> Result<Json<Account>, AccountReadErrors> {
+        Ok(Json(Account::load(&state, &caller.0.user).await?))
     }
 
     /// Update the account
@@ -164,7 +168,7 @@ impl AccountApi {
     ) -> Result<Json<Account>, AccountUpdateErrors> {
         let patch = AccountPatch::try_from(body.0)?;
         let user = account::update(&state, &caller.0, patch).await?;
-        Ok(Json(Account::from(&user)))
+        Ok(Json(Account::load(&state, &user).await?))
     }
 
     /// Update the account (partial)

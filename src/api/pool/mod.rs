@@ -2,13 +2,20 @@
 //! semantics.
 
 pub mod account;
+pub mod hosts;
+pub mod newsletter;
 pub mod password;
 pub mod session;
 pub mod signup;
+pub mod tokens;
 
 use poem_openapi::{Object, types::Example};
 
-use crate::pool::{UserStatus, display_username};
+use crate::{
+    api::error::ApiError,
+    pool::{UserStatus, display_username, subscribe},
+    state::AppState,
+};
 
 /// A sentence for a person.
 #[derive(Object, Debug, Clone)]
@@ -46,6 +53,9 @@ pub struct Account {
     pub last_name: String,
     /// `UNCONFIRMED`, `CONFIRMED` or `DISABLED`.
     pub status: String,
+    /// Whether the account is on the newsletter list: it subscribed (any address), or its
+    /// current email is subscribed.
+    pub subscribed: bool,
     pub organisation_type: Option<String>,
     pub organisation_name: Option<String>,
     pub country: Option<String>,
@@ -55,8 +65,14 @@ pub struct Account {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<&entity::user::Model> for Account {
-    fn from(user: &entity::user::Model) -> Self {
+impl Account {
+    /// The user's account, with `subscribed` read from the newsletter list.
+    pub async fn load(state: &AppState, user: &entity::user::Model) -> Result<Self, ApiError> {
+        let subscribed = subscribe::is_subscribed(state, user).await?;
+        Ok(Self::new(user, subscribed))
+    }
+
+    pub fn new(user: &entity::user::Model, subscribed: bool) -> Self {
         Self {
             uid: user.uid.to_string(),
             email: user.email.clone(),
@@ -65,6 +81,7 @@ impl From<&entity::user::Model> for Account {
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             status: UserStatus::of(user).as_str().to_string(),
+            subscribed,
             organisation_type: user.organisation_type.clone(),
             organisation_name: user.organisation_name.clone(),
             country: user.country.clone(),
@@ -88,6 +105,7 @@ impl Example for Account {
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             status: "CONFIRMED".into(),
+            subscribed: false,
             organisation_type: Some("research".into()),
             organisation_name: Some("Analytical Engines Ltd".into()),
             country: Some("GB".into()),

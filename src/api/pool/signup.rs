@@ -38,6 +38,9 @@ pub struct RegisterRequest {
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// Also subscribe the email to the newsletter (default false). A failure of the newsletter
+    /// service does not stop the registration: it is reported in `subscription_error`.
+    pub subscribe: Option<bool>,
 }
 
 impl Example for RegisterRequest {
@@ -48,6 +51,7 @@ impl Example for RegisterRequest {
             username: Some("ada".into()),
             first_name: Some("Ada".into()),
             last_name: Some("Lovelace".into()),
+            subscribe: Some(true),
         }
     }
 }
@@ -87,6 +91,10 @@ pub struct Registered {
     /// `UNCONFIRMED`.
     pub status: String,
     pub detail: String,
+    /// Present only when `subscribe` was asked for and the newsletter service failed: why, as a
+    /// sentence. The account is created all the same, and the subscription is recorded locally.
+    #[oai(skip_serializing_if_is_none)]
+    pub subscription_error: Option<String>,
 }
 
 impl Example for Registered {
@@ -97,6 +105,7 @@ impl Example for Registered {
             username: "ada".into(),
             status: "UNCONFIRMED".into(),
             detail: "A confirmation code has been sent to ada@example.org.".into(),
+            subscription_error: None,
         }
     }
 }
@@ -104,6 +113,8 @@ impl Example for Registered {
 #[derive(ApiResponse)]
 enum RegisterResponse {
     /// The account exists and is `UNCONFIRMED`; a confirmation code and link were emailed.
+    /// With `subscribe`, the email is on the newsletter list, or `subscription_error` says why
+    /// the newsletter service failed.
     #[oai(status = 201)]
     Created(Json<Registered>),
 }
@@ -234,21 +245,31 @@ impl SignUpApi {
     ///
     /// Creates an `UNCONFIRMED` account and emails a six-digit confirmation code (valid 24 h)
     /// with a link that confirms in one click. The account can sign in once confirmed. Only this
-    /// operation reveals that an email is taken.
+    /// operation reveals that an email is taken. With `subscribe: true` the email is also
+    /// subscribed to the newsletter once the account exists; if the newsletter service fails,
+    /// the account is still created and `subscription_error` says why.
     #[oai(path = "/api/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
         state: Data<&AppState>,
         body: Json<RegisterRequest>,
     ) -> Result<RegisterResponse, RegisterErrors> {
+        let subscribe = body.subscribe.unwrap_or(false);
         let new_user = body.0.into_new_user(&state)?;
-        let user = register::register(&state, new_user).await?;
+        let registration = register::register_and_subscribe(&state, new_user, subscribe).await?;
+        let user = registration.user;
+        // The same sentence `POST /api/subscribe` would answer with (the conversion logs
+        // database failures; the newsletter client logged its own).
+        let subscription_error = registration
+            .subscription_error
+            .map(|err| ApiError::from(err).detail);
         Ok(RegisterResponse::Created(Json(Registered {
             uid: user.uid.to_string(),
             detail: format!("A confirmation code has been sent to {}.", user.email),
             username: display_username(&user),
             email: user.email,
             status: UserStatus::Unconfirmed.as_str().into(),
+            subscription_error,
         })))
     }
 
