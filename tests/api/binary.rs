@@ -27,6 +27,33 @@ fn run(command: &mut Command) -> Output {
         .expect("authpool runs")
 }
 
+/// A spawned server, killed when the test ends however it ends (a failed assertion must not
+/// leave a server running).
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Polls until the server answers /health/live, or panics at the deadline.
 pub async fn wait_until_live(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -161,13 +188,15 @@ async fn migrate_then_keys_rotate_and_list() {
 async fn serve_on_defaults_creates_its_files_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = authpool(dir.path())
-        .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
-        .env("AUTHPOOL_LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        authpool(dir.path())
+            .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
+            .env("AUTHPOOL_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until_live(port, &mut child).await;
     assert!(dir.path().join("data/authpool.db").is_file());
     assert!(dir.path().join("data/mail").is_dir());
@@ -195,14 +224,16 @@ async fn subscribers_export_prints_csv_while_a_server_runs() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = authpool(dir.path())
-        .env("AUTHPOOL_DATABASE_URL", &db.url)
-        .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
-        .env("AUTHPOOL_LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = KillOnDrop(
+        authpool(dir.path())
+            .env("AUTHPOOL_DATABASE_URL", &db.url)
+            .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
+            .env("AUTHPOOL_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until_live(port, &mut server).await;
 
     // Written as older versions or other tools might have: a comma and quotes in the local part.
@@ -320,4 +351,69 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
         "unterminated CSV"
     );
     rows
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // One slow hash at a time and no queue: while a login hashes, any other login answers 503,
+    // which tells the test from outside that a request is in flight.
+    let mut child = KillOnDrop(
+        authpool(dir.path())
+            .env("AUTHPOOL_BIND", format!("127.0.0.1:{port}"))
+            .env("AUTHPOOL_ARGON2_MEMORY_KIB", "65536")
+            .env("AUTHPOOL_ARGON2_ITERATIONS", "12")
+            .env("AUTHPOOL_HASH_CONCURRENCY", "1")
+            .env("AUTHPOOL_HASH_QUEUE", "0")
+            .env("AUTHPOOL_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_live(port, &mut child).await;
+
+    let login = |email: &'static str| {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/login"))
+            .json(&serde_json::json!({"email": email, "password": "whatever it is"}))
+            .send()
+    };
+    let mut in_flight = tokio::spawn(login("first@example.org"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = login("probe@example.org").await.unwrap();
+        if probe.status() == 503 {
+            break; // Someone is hashing, and the only other login is the first one.
+        }
+        // The probe got the hashing slot first; the first login may have been refused while it
+        // did. Send it again.
+        if in_flight.is_finished() {
+            let refused = in_flight.await.unwrap().unwrap();
+            assert_eq!(refused.status(), 503);
+            in_flight = tokio::spawn(login("first@example.org"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first login never seemed in flight"
+        );
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the hash finished before the signal could be sent"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The request that was being served gets its real answer, not a dropped connection.
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(answer.status(), 401);
+    assert_eq!(wait_for_exit(&mut child).await.code(), Some(0));
 }
