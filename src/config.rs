@@ -120,7 +120,7 @@ pub const SETTINGS: &[Spec] = &[
         "cors_origins",
         "AUTHPOOL_CORS_ORIGINS",
         None,
-        "Comma-separated browser origins allowed with credentials.",
+        "Comma-separated browser origins allowed with credentials (accepted, not applied yet).",
     ),
     spec(
         "mailchimp_api_key",
