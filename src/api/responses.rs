@@ -3,7 +3,7 @@
 
 use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaSchemaRef};
 
-pub use super::error::{ApiError, ErrorBody};
+use super::error::ErrorBody;
 
 /// The OpenAPI description of one error response.
 pub fn error_response(status: u16, description: &'static str) -> MetaResponse {
