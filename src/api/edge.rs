@@ -1,5 +1,5 @@
 //! What wraps every route: the body-size limit and the mapping of every error to JSON, with
-//! `Allow` on 405 and named fields for unparsable bodies. Kept out of the operations so no handler can forget it.
+//! `Allow` on 405. Kept out of the operations so no handler can forget it.
 
 use std::sync::Arc;
 
@@ -44,21 +44,14 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Response> {
-        let body = match limit_body(&mut req, self.max_body_bytes).await {
-            Ok(body) => body,
-            Err(err) => return Ok(err.as_response()),
-        };
+        if let Err(err) = limit_body(&mut req, self.max_body_bytes).await {
+            return Ok(err.as_response());
+        }
         let path = req.uri().path().to_string();
-        let method = req.method().as_str().to_string();
         match self.inner.call(req).await {
             Ok(output) => Ok(output.into_response()),
             Err(err) => {
-                // The framework's parse errors don't name fields; the documented schema can.
-                let explained = err
-                    .is::<poem_openapi::error::ParseRequestPayloadError>()
-                    .then(|| self.index.explain_body(&method, &path, &body))
-                    .flatten();
-                let api = explained.unwrap_or_else(|| to_api_error(&err));
+                let api = to_api_error(&err);
                 let mut response = api.as_response();
                 if api.status == StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = self.index.allow(&path)

@@ -190,11 +190,7 @@ pub fn to_api_error(err: &poem::Error) -> ApiError {
             ErrorCode::RequestEntityTooLarge,
             "The request body is larger than the server accepts.",
         ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            status,
-            ErrorCode::UnsupportedMediaType,
-            "Unsupported content type: send application/json.",
-        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => super::body::unsupported(),
         StatusCode::UNAUTHORIZED => ApiError::new(
             status,
             ErrorCode::NotAuthorized,

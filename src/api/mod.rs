@@ -2,12 +2,12 @@
 //! behind them know nothing of HTTP.
 
 pub mod auth;
+pub mod body;
 pub mod cookies;
 pub mod edge;
 pub mod error;
 pub mod mapping;
 pub mod ops;
-pub mod optional_json;
 pub mod pool;
 pub mod rate_limit;
 pub mod responses;

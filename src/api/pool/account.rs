@@ -5,7 +5,7 @@ use poem_openapi::{Object, OpenApi, payload::Json, types::Example};
 
 use super::{Account, Detail};
 use crate::{
-    api::{Tag, auth::Caller, error::ApiError, optional_json::OptionalJson},
+    api::{Tag, auth::Caller, body::Body, error::ApiError},
     domain::{Code, Email, PersonName},
     errors,
     pool::{
@@ -164,7 +164,7 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: Json<AccountUpdate>,
+        body: Body<AccountUpdate>,
     ) -> Result<Json<Account>, AccountUpdateErrors> {
         let patch = AccountPatch::try_from(body.0)?;
         let user = account::update(&state, &caller.0, patch).await?;
@@ -183,7 +183,7 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: Json<AccountUpdate>,
+        body: Body<AccountUpdate>,
     ) -> Result<Json<Account>, AccountUpdateErrors> {
         self.update(state, caller, body).await
     }
@@ -200,7 +200,7 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: Json<VerifyEmailRequest>,
+        body: Body<VerifyEmailRequest>,
     ) -> Result<Json<Detail>, VerifyEmailErrors> {
         let code =
             Code::parse(&body.verification_code).map_err(|e| e.for_field("verification_code"))?;
@@ -221,13 +221,9 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: OptionalJson<VerifyEmailResendRequest>,
+        body: Body<VerifyEmailResendRequest>,
     ) -> Result<Json<Detail>, VerifyEmailResendErrors> {
-        let email = body
-            .0
-            .and_then(|b| b.email)
-            .map(|e| Email::parse(&e))
-            .transpose()?;
+        let email = body.email.as_deref().map(Email::parse).transpose()?;
         verify::resend_verification(&state, &caller.0, email).await?;
         Ok(Json(Detail::new("A verification code has been sent.")))
     }

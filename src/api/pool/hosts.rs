@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, typ
 
 use super::Detail;
 use crate::{
-    api::{Tag, auth::Caller, error::ApiError},
+    api::{Tag, auth::Caller, body::Body, error::ApiError},
     domain::Host,
     errors,
     pool::allowed_hosts::{self, AllowedHostError},
@@ -157,7 +157,7 @@ impl AllowedHostsApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: Json<AllowedHostRequest>,
+        body: Body<AllowedHostRequest>,
     ) -> Result<CreateResponse, CreateErrors> {
         let host = body.host()?;
         let rows = allowed_hosts::create(&state, &caller.0, &host).await?;
@@ -203,7 +203,7 @@ impl AllowedHostsApi {
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
         host: Path<String>,
-        body: Json<AllowedHostRequest>,
+        body: Body<AllowedHostRequest>,
     ) -> Result<Json<AllowedHost>, UpdateErrors> {
         // The body is checked first: a bad request is a bad request whatever the path names.
         let to = body.host()?;
@@ -227,7 +227,7 @@ impl AllowedHostsApi {
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
         host: Path<String>,
-        body: Json<AllowedHostRequest>,
+        body: Body<AllowedHostRequest>,
     ) -> Result<Json<AllowedHost>, UpdateErrors> {
         self.update(state, caller, host, body).await
     }

@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
 use super::Detail;
 use crate::{
-    api::{Tag, auth::Caller, optional_json::OptionalJson},
+    api::{Tag, auth::Caller, body::Body},
     domain::Email,
     errors,
     pool::subscribe,
@@ -61,10 +61,10 @@ impl NewsletterApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: OptionalJson<SubscribeRequest>,
+        body: Body<SubscribeRequest>,
     ) -> Result<SubscribeResponse, SubscribeErrors> {
         let user = &caller.0.user;
-        let email = match body.0.and_then(|b| b.email) {
+        let email = match body.0.email {
             Some(email) => Email::parse(&email)?,
             // The stored address was valid when it was stored.
             None => Email::parse(&user.email)?,

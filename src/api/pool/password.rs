@@ -5,7 +5,7 @@ use poem_openapi::{Object, OpenApi, payload::Json, types::Example};
 
 use super::Detail;
 use crate::{
-    api::{Tag, auth::Caller, error::ApiError},
+    api::{Tag, auth::Caller, body::Body, error::ApiError},
     domain::{Code, Email, Password},
     errors, pool,
     state::AppState,
@@ -140,7 +140,7 @@ impl PasswordApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: Json<ChangePasswordRequest>,
+        body: Body<ChangePasswordRequest>,
     ) -> Result<Json<Detail>, ChangePasswordErrors> {
         let context = pool::password_context(&caller.0.user);
         let context: Vec<&str> = context.iter().map(String::as_str).collect();
@@ -162,7 +162,7 @@ impl PasswordApi {
     async fn reset(
         &self,
         state: Data<&AppState>,
-        body: Json<ResetRequest>,
+        body: Body<ResetRequest>,
     ) -> Result<Json<Detail>, ResetErrors> {
         let email = Email::parse(&body.email)?;
         pool::password::request_reset(&state, &email).await?;
@@ -181,7 +181,7 @@ impl PasswordApi {
     async fn reset_confirm(
         &self,
         state: Data<&AppState>,
-        body: Json<ResetConfirmRequest>,
+        body: Body<ResetConfirmRequest>,
     ) -> Result<Json<Detail>, ResetConfirmErrors> {
         let email = Email::parse(&body.email)?;
         let code = Code::parse(&body.code)?;

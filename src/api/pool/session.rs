@@ -9,7 +9,7 @@ use poem_openapi::{
 
 use super::Detail;
 use crate::{
-    api::{Tag, auth::Caller, cookies, optional_json::OptionalJson},
+    api::{Tag, auth::Caller, body::Body, cookies},
     errors,
     pool::{login, session, tokens::SignedIn},
     state::AppState,
@@ -186,7 +186,7 @@ impl SessionApi {
     async fn login(
         &self,
         state: Data<&AppState>,
-        body: Json<LoginRequest>,
+        body: Body<LoginRequest>,
     ) -> Result<Response<TokensResponse>, LoginErrors> {
         let signed_in = login::login(&state, &body.email, &body.password).await?;
         Ok(tokens_response(&state, signed_in))
@@ -202,11 +202,11 @@ impl SessionApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        body: OptionalJson<RefreshRequest>,
+        body: Body<RefreshRequest>,
     ) -> Result<Response<TokensResponse>, RefreshErrors> {
         let token = body
             .0
-            .and_then(|b| b.refresh_token)
+            .refresh_token
             .filter(|t| !t.is_empty())
             .or_else(|| cookies::refresh_token(req))
             .ok_or_else(crate::api::auth::not_authorized)?;
@@ -223,9 +223,9 @@ impl SessionApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: OptionalJson<LogoutRequest>,
+        body: Body<LogoutRequest>,
     ) -> Result<Response<LogoutResponse>, LogoutErrors> {
-        let everywhere = body.0.is_some_and(|b| b.everywhere);
+        let everywhere = body.everywhere;
         session::logout(&state, &caller.0, everywhere).await?;
         let [access, refresh] = cookies::cleared(&state.settings.cookies);
         Ok(Response::new(LogoutResponse::Ok(Json(Detail::new(

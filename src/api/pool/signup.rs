@@ -11,7 +11,7 @@ use poem_openapi::{
 
 use super::Detail;
 use crate::{
-    api::{Tag, error::ApiError},
+    api::{Tag, body::Body, error::ApiError},
     domain::{Code, Email, Password, PersonName, Username},
     errors,
     pool::{
@@ -124,7 +124,7 @@ errors!(RegisterErrors {
             `InvalidPasswordException` (the password fails the policy), or \
             `UsernameExistsException` (the email or username is taken).",
     413 => "`RequestEntityTooLargeException`: the body is over the limit.",
-    415 => "`UnsupportedMediaTypeException`: the body is not JSON.",
+    415 => "`UnsupportedMediaTypeException`: the body is not JSON, a form or multipart.",
     429 => "`TooManyRequestsException`: too many requests from this address.",
     503 => "`ServiceUnavailableException`: the server is saturated or the database is down.",
 });
@@ -252,7 +252,7 @@ impl SignUpApi {
     async fn register(
         &self,
         state: Data<&AppState>,
-        body: Json<RegisterRequest>,
+        body: Body<RegisterRequest>,
     ) -> Result<RegisterResponse, RegisterErrors> {
         let subscribe = body.subscribe.unwrap_or(false);
         let new_user = body.0.into_new_user(&state)?;
@@ -281,7 +281,7 @@ impl SignUpApi {
     async fn validate(
         &self,
         state: Data<&AppState>,
-        body: Json<ValidateRequest>,
+        body: Body<ValidateRequest>,
     ) -> Result<Json<Detail>, ValidateErrors> {
         confirm(&state, &body.user_name, &body.confirmation_code).await?;
         Ok(Json(Detail::new(CONFIRMED)))
@@ -336,7 +336,7 @@ impl SignUpApi {
     async fn resend(
         &self,
         state: Data<&AppState>,
-        body: Json<ResendRequest>,
+        body: Body<ResendRequest>,
     ) -> Result<Json<Detail>, ResendErrors> {
         let email = Email::parse(&body.email)?;
         verify::resend_confirmation(&state, &email).await?;

@@ -19,8 +19,8 @@ use crate::{
     api::{
         Tag,
         auth::{Caller, not_authorized},
+        body::Body,
         error::ApiError,
-        optional_json::OptionalJson,
     },
     crypto::secrets::{hash_secret, secret_matches},
     errors,
@@ -417,9 +417,9 @@ impl ApiTokensApi {
         &self,
         state: Data<&AppState>,
         caller: Caller,
-        body: OptionalJson<ApiTokenCreate>,
+        body: Body<ApiTokenCreate>,
     ) -> Result<CreateResponse, CreateErrors> {
-        let new = NewToken::try_from(body.0.unwrap_or_default())?;
+        let new = NewToken::try_from(body.0)?;
         let created = api_tokens::create(&state, &caller.0, new).await?;
         let body = CreatedApiToken {
             key: created.row.key,
@@ -468,7 +468,7 @@ impl ApiTokensApi {
         caller: Caller,
         /// The token's key.
         key: Path<String>,
-        body: Json<ApiTokenUpdate>,
+        body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
         let patch = TokenPatch::try_from(body.0)?;
         let row = api_tokens::update(&state, &caller.0, &key, patch).await?;
@@ -489,7 +489,7 @@ impl ApiTokensApi {
         caller: Caller,
         /// The token's key.
         key: Path<String>,
-        body: Json<ApiTokenUpdate>,
+        body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
         self.update(state, caller, key, body).await
     }
@@ -533,7 +533,7 @@ impl ApiTokensApi {
         &self,
         _client: IntrospectionClient,
         state: Data<&AppState>,
-        body: Json<IntrospectionRequest>,
+        body: Body<IntrospectionRequest>,
     ) -> Result<Json<Introspection>, IntrospectErrors> {
         let verdict = api_tokens::introspect(&state, &body.token, body.host.as_deref()).await?;
         Ok(Json(verdict.into()))
