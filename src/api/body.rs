@@ -257,7 +257,7 @@ fn property_type<'s>(schema: &'s Value, field: &str) -> Option<&'s str> {
 
 /// Names the fields of an object its schema refuses: required ones missing, others of the
 /// wrong type. `None` when there is nothing specific to say.
-pub fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
+fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
     let mut errors = BTreeMap::new();
     let required = schema.get("required").and_then(Value::as_array);
     for field in required.into_iter().flatten().filter_map(Value::as_str) {

@@ -5,6 +5,7 @@ mod binary;
 mod db;
 mod discovery;
 mod e2e;
+mod encodings;
 mod errors;
 mod hashing;
 mod health;
