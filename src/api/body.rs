@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use poem::{FromRequest, Request, RequestBody, http::StatusCode, web::Multipart};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
-    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
+    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
     types::ParseFromJSON,
 };
 use serde_json::{Map, Value};
@@ -27,12 +27,22 @@ pub const CONTENT_TYPES: [&str; 3] = [
     "multipart/form-data",
 ];
 
+/// The names of the form and multipart schemas: the JSON schema's name with these suffixes.
+///
+/// Why each encoding gets a schema of its own rather than sharing the JSON one: a generated
+/// client tells the encodings apart by the type of the body it is given. openapi-python-client
+/// sends a body whose type matches several content types in all of them at once (JSON, form and
+/// multipart fields in one multipart request); with one type per content type it sends exactly
+/// the one asked for. The form schemas also tell the truth about object fields.
+const FORM_SUFFIXES: [&str; 2] = ["Form", "Multipart"];
+
 /// What the OpenAPI document says of every request body.
 const DESCRIPTION: &str = "The same fields as JSON, as a form \
-(`application/x-www-form-urlencoded`) or as `multipart/form-data`. In form and multipart bodies \
-booleans are `true`/`false` (also `1`/`0`, `on`/`off`, `yes`/`no`) and object fields are JSON \
-strings. The body itself is optional so that generated clients can offer every encoding: an \
-empty body is read as `{}`, and a missing required field is a 400 naming it.";
+(`application/x-www-form-urlencoded`) or as `multipart/form-data`; the `...Form` and \
+`...Multipart` schemas differ from the JSON one only in that object fields are JSON strings. \
+In form and multipart bodies booleans are `true`/`false` (also `1`/`0`, `on`/`off`, \
+`yes`/`no`). The body itself is optional so that generated clients can offer every encoding: \
+an empty body is read as `{}`, and a missing required field is a 400 naming it.";
 
 /// A request body in any of the three encodings, parsed as the JSON schema of `T`.
 pub struct Body<T>(pub T);
@@ -52,18 +62,43 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for Body<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
+        let Some(schema) = registry.schemas.get(&*T::name()).cloned() else {
+            return;
+        };
+        let form = form_schema(schema);
+        for suffix in FORM_SUFFIXES {
+            let name = format!("{}{suffix}", T::name());
+            // Generators name their types after the title: each needs its own.
+            let title = Some(name.clone());
+            registry.schemas.entry(name).or_insert_with(|| MetaSchema {
+                title,
+                ..form.clone()
+            });
+        }
     }
 
     fn request_meta() -> Option<MetaRequest> {
+        let name = T::name();
+        let schema = |suffix: &str| match T::schema_ref() {
+            MetaSchemaRef::Reference(_) => MetaSchemaRef::Reference(format!("{name}{suffix}")),
+            inline => inline,
+        };
         Some(MetaRequest {
             description: Some(DESCRIPTION),
-            content: CONTENT_TYPES
-                .iter()
-                .map(|&content_type| MetaMediaType {
-                    content_type,
+            content: vec![
+                MetaMediaType {
+                    content_type: CONTENT_TYPES[0],
                     schema: T::schema_ref(),
-                })
-                .collect(),
+                },
+                MetaMediaType {
+                    content_type: CONTENT_TYPES[1],
+                    schema: schema(FORM_SUFFIXES[0]),
+                },
+                MetaMediaType {
+                    content_type: CONTENT_TYPES[2],
+                    schema: schema(FORM_SUFFIXES[1]),
+                },
+            ],
             // Not `required`: openapi-python-client cannot import a module generated for a
             // required body with several content types. See DESCRIPTION for what the server does.
             required: false,
@@ -230,6 +265,27 @@ fn form_value(ty: Option<&str>, text: String) -> Value {
         },
         Some(_) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
     }
+}
+
+/// The schema of a body as a form or multipart sends it: object fields become JSON strings.
+fn form_schema(mut schema: MetaSchema) -> MetaSchema {
+    for (_, property) in &mut schema.properties {
+        let is_object = match property {
+            MetaSchemaRef::Reference(_) => true,
+            MetaSchemaRef::Inline(inline) => inline.ty == "object" || !inline.all_of.is_empty(),
+        };
+        if is_object {
+            let description = match property {
+                MetaSchemaRef::Inline(inline) => inline.description,
+                MetaSchemaRef::Reference(_) => None,
+            };
+            *property = MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: description.or(Some("A JSON object, as a string.")),
+                ..MetaSchema::new("string")
+            }));
+        }
+    }
+    schema
 }
 
 /// The JSON schema of `T` (the object itself, not a `$ref` to it).

@@ -2,6 +2,7 @@
 
 mod account;
 mod binary;
+mod clients;
 mod db;
 mod discovery;
 mod e2e;

@@ -194,7 +194,7 @@ fn install(dir: &Path) {
 }
 
 /// `<target>/test-tools`: `CARGO_TARGET_DIR`, else `target` beside the test binary's `deps`.
-fn tools_dir() -> PathBuf {
+pub(crate) fn tools_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir).join("test-tools");
     }
