@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod compat;
 pub mod cookies;
 pub mod edge;
 pub mod error;
@@ -34,6 +35,9 @@ pub enum Tag {
     Tokens,
     /// `/api`: newsletter subscription.
     Newsletter,
+    /// `/authentication/api`: the miniSASS / SimpleJWT-compatible surface, on the same users and
+    /// sessions as `/api`.
+    Compat,
     /// Public keys and OpenID Connect discovery, for verifying authpool's tokens.
     Discovery,
     /// Liveness and readiness, for load balancers and orchestrators.
@@ -58,6 +62,8 @@ pub fn service() -> OpenApiService<impl OpenApi + 'static, ()> {
         pool::tokens::ApiTokensApi,
         pool::hosts::AllowedHostsApi,
         pool::newsletter::NewsletterApi,
+        compat::session::CompatSessionApi,
+        compat::signup::CompatSignUpApi,
         wellknown::WellKnownApi,
         ops::OpsApi,
     );
@@ -78,6 +84,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let spec: serde_json::Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi emits JSON");
     let index = Arc::new(route_index::RouteIndex::from_spec(&spec, EXTRA_ROUTES));
+    let operations = Arc::new(compat::metadata::OperationIndex::from_spec(&spec));
     let docs = service.swagger_ui();
     let spec_endpoint = service.spec_endpoint();
     let max_body_bytes = state.settings.max_body_bytes;
@@ -90,6 +97,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", service)
         .data(state)
+        .data(operations)
         .with(CatchPanic::new().with_handler(edge::panic_response))
         .with(edge::Edge {
             index,

@@ -133,3 +133,28 @@ pub async fn logout(
     txn.commit().await?;
     Ok(())
 }
+
+/// Revokes the session a refresh token belongs to, when it is one of the caller's own; does
+/// nothing for any other token (invalid, expired, someone else's), so the answer tells nothing.
+pub async fn revoke_own_session_of(
+    state: &AppState,
+    caller: &Authenticated,
+    token: &str,
+) -> Result<(), Infra> {
+    let Ok(claims) = state.keys.verify_refresh(&state.db, token).await else {
+        return Ok(());
+    };
+    if Uuid::parse_str(&claims.sub).ok() != Some(caller.user.uid) {
+        return Ok(());
+    }
+    let Some(row) = store::sessions::refresh_token(&state.db, &claims.jti).await? else {
+        return Ok(());
+    };
+    let own = store::sessions::by_id(&state.db, row.session_id)
+        .await?
+        .is_some_and(|s| s.uid == caller.user.uid);
+    if own {
+        store::sessions::revoke(&state.db, row.session_id, Utc::now()).await?;
+    }
+    Ok(())
+}

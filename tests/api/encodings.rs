@@ -373,6 +373,79 @@ async fn scenario(run: &mut Run) {
         json!({"everywhere": true}),
     )
     .await;
+
+    // The compat surface, with its own field names.
+    let grace = "grace@example.org";
+    run.call(
+        "compat_register",
+        post.clone(),
+        "/authentication/api/register/",
+        None,
+        json!({"email": grace, "password": PASSWORD, "name": "Grace", "surname": "Hopper",
+               "organizationType": "navy", "organizationName": "US Navy", "country": "US",
+               "additional_fields": {"rank": "rear admiral"}}),
+    )
+    .await;
+    let code = run.app.last_code(grace).await;
+    run.call(
+        "validate",
+        post.clone(),
+        "/api/validate",
+        None,
+        json!({"user_name": grace, "confirmation_code": code}),
+    )
+    .await;
+    run.call(
+        "compat_login",
+        post.clone(),
+        "/authentication/api/login/",
+        None,
+        json!({"email": grace, "password": PASSWORD}),
+    )
+    .await;
+    let (_, pair) = run
+        .call(
+            "compat_token",
+            post.clone(),
+            "/authentication/api/token/",
+            None,
+            json!({"username": grace, "password": PASSWORD}),
+        )
+        .await;
+    let (_, pair) = run
+        .call(
+            "compat_token_refresh",
+            post.clone(),
+            "/authentication/api/token/refresh/",
+            None,
+            json!({"refresh": text(&pair, "refresh")}),
+        )
+        .await;
+    let (_, pair) = run
+        .call(
+            "compat_refresh",
+            post.clone(),
+            "/authentication/api/refresh/",
+            None,
+            json!({"refresh": text(&pair, "refresh")}),
+        )
+        .await;
+    run.call(
+        "compat_logout",
+        post.clone(),
+        "/authentication/api/logout/",
+        Some(&text(&pair, "access")),
+        json!({"refresh": text(&pair, "refresh")}),
+    )
+    .await;
+    run.call(
+        "compat_request_reset",
+        post.clone(),
+        "/authentication/api/request-reset/",
+        None,
+        json!({"email": grace}),
+    )
+    .await;
 }
 
 /// What the scenario must answer, step by step (the JSON run is checked against it, the
@@ -401,6 +474,14 @@ const EXPECTED: &[(&str, u16)] = &[
     ("password_reset_confirm", 200),
     ("login", 200),
     ("logout", 200),
+    ("compat_register", 201),
+    ("validate", 200),
+    ("compat_login", 200),
+    ("compat_token", 200),
+    ("compat_token_refresh", 200),
+    ("compat_refresh", 200),
+    ("compat_logout", 200),
+    ("compat_request_reset", 200),
 ];
 
 /// Operation ids of every operation the OpenAPI document gives a request body.
@@ -456,6 +537,9 @@ async fn every_operation_answers_the_same_payload_alike_in_all_three_encodings()
     );
     assert_eq!(reference[12].2["is_active"], json!(true));
     assert_eq!(reference[17].2["active"], json!(true), "{reference:#?}");
+    let grace = &reference[23].2;
+    assert_eq!(grace["first_name"], json!("Grace"), "{grace}");
+    assert_eq!(grace["last_name"], json!("Hopper"), "{grace}");
     for (encoding, transcript) in &transcripts[1..] {
         for (expected, got) in reference.iter().zip(transcript) {
             assert_eq!(expected, got, "{encoding:?} differs from JSON");

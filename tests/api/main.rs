@@ -3,6 +3,7 @@
 mod account;
 mod binary;
 mod clients;
+mod compat;
 mod db;
 mod discovery;
 mod e2e;

@@ -43,7 +43,12 @@ impl Example for AccountUpdate {
     }
 }
 
-fn profile_field(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+/// An organisation type, name or country, trimmed: at most 255 characters, no control
+/// characters. Errors name `field`, as the request sent it. Shared with the compat sign-up.
+pub(crate) fn profile_field(
+    field: &'static str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.chars().count() > MAX_PROFILE_FIELD || v.chars().any(char::is_control) => {
             Err(ApiError::field(

@@ -164,9 +164,7 @@ impl PasswordApi {
         state: Data<&AppState>,
         body: Body<ResetRequest>,
     ) -> Result<Json<Detail>, ResetErrors> {
-        let email = Email::parse(&body.email)?;
-        pool::password::request_reset(&state, &email).await?;
-        Ok(Json(Detail::new(RESET_DETAIL)))
+        request_reset(&state, &body).await
     }
 
     /// Reset the password with the emailed code
@@ -196,4 +194,15 @@ impl PasswordApi {
             "Your password has been reset. Sign in with the new password.",
         )))
     }
+}
+
+/// A reset request, answered alike whether or not the email has an account; shared by
+/// `/api/password/reset` and the compat `request-reset/`.
+pub async fn request_reset(
+    state: &AppState,
+    body: &ResetRequest,
+) -> Result<Json<Detail>, ResetErrors> {
+    let email = Email::parse(&body.email)?;
+    pool::password::request_reset(state, &email).await?;
+    Ok(Json(Detail::new(RESET_DETAIL)))
 }

@@ -58,24 +58,51 @@ impl Example for RegisterRequest {
 
 impl RegisterRequest {
     fn into_new_user(self, state: &AppState) -> Result<NewUser, ApiError> {
-        let email = Email::parse(&self.email)?;
-        let username = self.username.as_deref().map(Username::parse).transpose()?;
-        let first_name = PersonName::parse(self.first_name.as_deref().unwrap_or_default())
-            .map_err(|e| e.for_field("first_name"))?;
-        let last_name = PersonName::parse(self.last_name.as_deref().unwrap_or_default())
-            .map_err(|e| e.for_field("last_name"))?;
+        SignUpFields {
+            email: &self.email,
+            password: &self.password,
+            username: self.username.as_deref(),
+            first_name: ("first_name", self.first_name.as_deref()),
+            last_name: ("last_name", self.last_name.as_deref()),
+        }
+        .parse(state, Profile::default())
+    }
+}
+
+/// The fields every sign-up has, as the request sent them; shared by `/api/register` and the
+/// compat surface's `register/`.
+pub(crate) struct SignUpFields<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub username: Option<&'a str>,
+    /// The first name, with the name of the field that carried it (errors name it as sent).
+    pub first_name: (&'static str, Option<&'a str>),
+    /// The last name, with the name of the field that carried it.
+    pub last_name: (&'static str, Option<&'a str>),
+}
+
+impl SignUpFields<'_> {
+    /// Parses every field into its domain type; the password is checked against the others.
+    pub(crate) fn parse(self, state: &AppState, profile: Profile) -> Result<NewUser, ApiError> {
+        let email = Email::parse(self.email)?;
+        let username = self.username.map(Username::parse).transpose()?;
+        let name = |(field, value): (&'static str, Option<&str>)| {
+            PersonName::parse(value.unwrap_or_default()).map_err(|e| e.for_field(field))
+        };
+        let first_name = name(self.first_name)?;
+        let last_name = name(self.last_name)?;
         let context: Vec<&str> = [email.as_str(), first_name.as_str(), last_name.as_str()]
             .into_iter()
             .chain(username.as_ref().map(Username::as_str))
             .collect();
-        let password = Password::parse(&self.password, &state.settings.password, &context)?;
+        let password = Password::parse(self.password, &state.settings.password, &context)?;
         Ok(NewUser {
             email,
             password,
             username,
             first_name,
             last_name,
-            profile: Profile::default(),
+            profile,
         })
     }
 }
