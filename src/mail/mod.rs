@@ -72,14 +72,15 @@ impl Mailer {
         })
     }
 
-    /// Renders `email` for `to` and stores it in the outbox, due at once. Pass the transaction
-    /// of the change that causes the email, and call [`Mailer::wake`] after it commits.
+    /// Renders `email` for `to` and stores it in the outbox, due at once; returns the outbox
+    /// row's id. Pass the transaction of the change that causes the email, and call
+    /// [`Mailer::wake`] after it commits.
     pub async fn queue(
         &self,
         conn: &impl ConnectionTrait,
         to: &str,
         email: &Email,
-    ) -> Result<(), DbErr> {
+    ) -> Result<i64, DbErr> {
         let rendered = self.render(email)?;
         let mail = outbox::NewMail {
             recipient: to,

@@ -14,6 +14,7 @@ macro_rules! db_errors_are_infra {
 }
 
 pub mod account;
+pub mod admin;
 pub mod allowed_hosts;
 pub mod api_tokens;
 pub mod codes;

@@ -84,3 +84,12 @@ pub async fn delete(db: &impl ConnectionTrait, uid: Uuid, host: &str) -> Result<
         .await?;
     Ok(result.rows_affected > 0)
 }
+
+/// Deletes every host of a user; returns how many.
+pub async fn delete_all_owned(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbErr> {
+    let result = allowed_host::Entity::delete_many()
+        .filter(allowed_host::Column::Uid.eq(uid))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

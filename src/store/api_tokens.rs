@@ -92,3 +92,12 @@ pub async fn touch(db: &impl ConnectionTrait, key: &str, now: DateTime<Utc>) -> 
         .await
         .map(|_| ())
 }
+
+/// Deletes every token of a user; returns how many.
+pub async fn delete_all_owned(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbErr> {
+    let result = api_token::Entity::delete_many()
+        .filter(api_token::Column::Uid.eq(uid))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

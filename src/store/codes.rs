@@ -72,3 +72,12 @@ pub async fn delete(db: &impl ConnectionTrait, uid: Uuid, purpose: &str) -> Resu
 pub async fn update(db: &impl ConnectionTrait, row: code::ActiveModel) -> Result<(), DbErr> {
     row.update(db).await.map(|_| ())
 }
+
+/// Deletes every code of a user, whatever its purpose.
+pub async fn delete_all(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbErr> {
+    let result = code::Entity::delete_many()
+        .filter(code::Column::Uid.eq(uid))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -24,12 +24,12 @@ pub struct NewMail<'a> {
     pub html_body: &'a str,
 }
 
-/// Stores a message due at once, with no attempts yet.
+/// Stores a message due at once, with no attempts yet, and returns its id.
 pub async fn insert(
     conn: &impl ConnectionTrait,
     mail: NewMail<'_>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<i64, DbErr> {
     let row = ActiveModel {
         id: NotSet,
         recipient: Set(mail.recipient.to_string()),
@@ -45,8 +45,15 @@ pub async fn insert(
         failed_at: Set(None),
         last_error: Set(None),
     };
-    Entity::insert(row).exec_without_returning(conn).await?;
-    Ok(())
+    Ok(Entity::insert(row).exec(conn).await?.last_insert_id)
+}
+
+/// One message by id.
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<mail_outbox::Model>, DbErr> {
+    Entity::find_by_id(id).one(db).await
 }
 
 /// Nobody holds the row: never claimed, released, or its lease ran out.

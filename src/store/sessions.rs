@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    QueryTrait,
     prelude::{Expr, Uuid},
 };
 
@@ -75,4 +76,22 @@ pub async fn use_refresh_token(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Deletes every session of a user with its refresh tokens; returns how many sessions.
+pub async fn delete_all(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbErr> {
+    let sessions_of_user = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::Uid.eq(uid))
+        .into_query();
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::SessionId.in_subquery(sessions_of_user))
+        .exec(db)
+        .await?;
+    let result = session::Entity::delete_many()
+        .filter(session::Column::Uid.eq(uid))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

@@ -119,3 +119,13 @@ pub async fn page_after(
     }
     query.limit(limit).all(db).await
 }
+
+/// Unlinks a user's subscriptions from the account (they stay, keyed by email).
+pub async fn unlink_uid(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbErr> {
+    let result = subscription::Entity::update_many()
+        .col_expr(subscription::Column::Uid, Expr::value(Option::<Uuid>::None))
+        .filter(subscription::Column::Uid.eq(uid))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, prelude::Uuid,
+    QueryFilter, QueryOrder, QuerySelect, prelude::Uuid, sea_query::LikeExpr,
 };
+
+use crate::pool::UserStatus;
 
 pub async fn insert(
     db: &impl ConnectionTrait,
@@ -145,4 +147,89 @@ pub async fn lock(db: &impl ConnectionTrait, uid: Uuid) -> Result<(), DbErr> {
         .one(db)
         .await
         .map(|_| ())
+}
+
+/// Which users a page of [`page`] holds.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only emails whose lower-cased form (`email_key`) starts with this (taken literally:
+    /// `%` and `_` are not wildcards).
+    pub email_key_prefix: Option<String>,
+    pub status: Option<UserStatus>,
+}
+
+/// Up to `limit` users matching `filter` in `email_key` order (the unique index), after the
+/// given key: keyset pages, stable while accounts are added or removed.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    filter: &UserFilter,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<user::Model>, DbErr> {
+    let mut query = user::Entity::find().order_by_asc(user::Column::EmailKey);
+    if let Some(prefix) = &filter.email_key_prefix {
+        let pattern = format!("{}%", escape_like(prefix));
+        query = query.filter(user::Column::EmailKey.like(LikeExpr::new(pattern).escape('\\')));
+    }
+    query = match filter.status {
+        None => query,
+        Some(UserStatus::Disabled) => query.filter(user::Column::DisabledAt.is_not_null()),
+        Some(UserStatus::Confirmed) => query
+            .filter(user::Column::DisabledAt.is_null())
+            .filter(user::Column::ConfirmedAt.is_not_null()),
+        Some(UserStatus::Unconfirmed) => query
+            .filter(user::Column::DisabledAt.is_null())
+            .filter(user::Column::ConfirmedAt.is_null()),
+    };
+    if let Some(after) = after {
+        query = query.filter(user::Column::EmailKey.gt(after));
+    }
+    query.limit(limit).all(db).await
+}
+
+/// `text` matched literally inside a `LIKE` pattern with `\` as the escape character.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Disables (`Some(now)`) or enables (`None`) a user.
+pub async fn set_disabled(
+    db: &impl ConnectionTrait,
+    uid: Uuid,
+    disabled_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::ActiveModel {
+        uid: Set(uid),
+        disabled_at: Set(disabled_at),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}
+
+/// Deletes the user's row; `false` when there was none.
+pub async fn delete(db: &impl ConnectionTrait, uid: Uuid) -> Result<bool, DbErr> {
+    let result = user::Entity::delete_by_id(uid).exec(db).await?;
+    Ok(result.rows_affected > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("ada@example.org"), "ada@example.org");
+        assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
+    }
 }

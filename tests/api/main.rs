@@ -1,6 +1,7 @@
 //! Black-box tests through the real app, each on its own fresh database.
 
 mod account;
+mod admin_cli;
 mod binary;
 mod clients;
 mod compat;
