@@ -249,6 +249,13 @@ pub const SETTINGS: &[Spec] = &[
         "Domain attribute of the cookies [default: none, host-only].",
     ),
     spec(
+        "housekeeping_interval_s",
+        "AUTHPOOL_HOUSEKEEPING_INTERVAL_S",
+        Some("600"),
+        "Seconds between purges of expired codes, ended sessions, old mail and stale counters \
+         (0 turns them off).",
+    ),
+    spec(
         "max_body_bytes",
         "AUTHPOOL_MAX_BODY_BYTES",
         Some("65536"),
@@ -419,6 +426,8 @@ pub struct Settings {
     pub password: PasswordPolicy,
     pub cookies: CookieSettings,
     pub max_body_bytes: usize,
+    /// `None`: housekeeping is off.
+    pub housekeeping_interval: Option<Duration>,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -547,6 +556,8 @@ impl Settings {
             password,
             cookies,
             max_body_bytes: r.ranged("max_body_bytes", 1_024, 16 * 1024 * 1024)?,
+            housekeeping_interval: Some(r.seconds("housekeeping_interval_s", 0, 86_400)?)
+                .filter(|interval| !interval.is_zero()),
             log_format,
             log_level: parse_log_level(r.required("log_level")?)?,
         })

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod housekeeping;
 pub mod mail;
 pub mod newsletter;
 pub mod pool;

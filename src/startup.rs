@@ -13,6 +13,7 @@ use crate::{
         keys::{KeyStore, TokenConfig},
         password::Hasher,
     },
+    housekeeping,
     mail::Mailer,
     state::AppState,
     store,
@@ -110,6 +111,13 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
             .run_worker(state.db.clone(), stop.child_token()),
     );
     let reloader = tokio::spawn(reload_keys(state.clone(), stop.child_token()));
+    let housekeeping = state.settings.housekeeping_interval.map(|interval| {
+        tokio::spawn(housekeeping::run(
+            state.clone(),
+            interval,
+            stop.child_token(),
+        ))
+    });
 
     tracing::info!(%addr, issuer = %state.settings.issuer(), "authpool listening");
     let result = Server::new(TcpListener::bind(addr))
@@ -117,6 +125,9 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         .await;
     stop.cancel();
     let _ = tokio::join!(worker, reloader);
+    if let Some(housekeeping) = housekeeping {
+        let _ = housekeeping.await;
+    }
     tracing::info!("authpool stopped");
     result.map_err(StartupError::Serve)
 }

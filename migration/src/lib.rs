@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261122_000002_user_pool;
 mod m20261122_000003_tokens_hosts_newsletter;
+mod m20261122_000004_housekeeping;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_user_pool::Migration),
             Box::new(m20261122_000003_tokens_hosts_newsletter::Migration),
+            Box::new(m20261122_000004_housekeeping::Migration),
         ]
     }
 }

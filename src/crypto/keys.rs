@@ -107,6 +107,11 @@ impl KeyStore {
         self.ring().jwks(Utc::now())
     }
 
+    /// How long after `retired_at` a key stays published; after that it can go.
+    pub fn retention(&self) -> TimeDelta {
+        self.retention
+    }
+
     /// `iss` of every token.
     pub fn issuer(&self) -> &str {
         &self.config.issuer

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod clients;
 pub mod codes;
 pub mod database;
+pub mod housekeeping;
 pub mod login_failures;
 pub mod outbox;
 pub mod sessions;

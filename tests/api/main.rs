@@ -14,6 +14,7 @@ mod hashing;
 mod health;
 mod helpers;
 mod hosts;
+mod housekeeping;
 mod keys;
 mod login;
 mod mail;
