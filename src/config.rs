@@ -16,6 +16,8 @@ use std::{
 use lettre::message::Mailbox;
 use url::Url;
 
+use crate::api::client_ip::TrustedProxies;
+
 /// One configurable setting.
 pub struct Spec {
     /// Key in the TOML file; the flag is the same with `-` for `_`.
@@ -120,7 +122,7 @@ pub const SETTINGS: &[Spec] = &[
         "cors_origins",
         "AUTHPOOL_CORS_ORIGINS",
         None,
-        "Comma-separated browser origins allowed with credentials (accepted, not applied yet).",
+        "Comma-separated browser origins (scheme://host[:port], no path, no wildcard) allowed to call the API with credentials (CORS) [default: none, same-origin only].",
     ),
     spec(
         "mailchimp_api_key",
@@ -151,6 +153,12 @@ pub const SETTINGS: &[Spec] = &[
         "AUTHPOOL_IP_RATE_LIMIT",
         Some("20"),
         "Unauthenticated POSTs per second per client IP, burst ten times that; 0 turns it off.",
+    ),
+    spec(
+        "trusted_proxies",
+        "AUTHPOOL_TRUSTED_PROXIES",
+        None,
+        "Comma-separated IPs or CIDR blocks of reverse proxies whose X-Forwarded-For (else Forwarded: for=) names the client; from any other peer these headers are ignored [default: none].",
     ),
     spec(
         "argon2_memory_kib",
@@ -246,7 +254,7 @@ pub const SETTINGS: &[Spec] = &[
         "cookie_domain",
         "AUTHPOOL_COOKIE_DOMAIN",
         None,
-        "Domain attribute of the cookies [default: none, host-only].",
+        "Domain attribute of the cookies (SameSite=Lax: for apps on the same site; cross-site apps use the tokens in the body) [default: none, host-only].",
     ),
     spec(
         "housekeeping_interval_s",
@@ -415,10 +423,12 @@ pub struct Settings {
     pub client_id: Option<String>,
     pub mail: MailSettings,
     pub introspection_secret: Option<Secret>,
+    /// Exact origins (`https://app.example.org`), as browsers send them in `Origin`.
     pub cors_origins: Vec<String>,
     pub mailchimp: Option<MailchimpSettings>,
     pub ip_rate_limit: u32,
     pub introspection_rate_limit: u32,
+    pub trusted_proxies: TrustedProxies,
     pub max_api_tokens: u64,
     pub max_allowed_hosts: u64,
     pub argon2: Argon2Settings,
@@ -536,19 +546,12 @@ impl Settings {
             client_id,
             mail,
             introspection_secret: r.get("introspection_secret").map(Secret::new),
-            cors_origins: r
-                .get("cors_origins")
-                .map(|s| {
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|o| !o.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            cors_origins: parse_cors_origins(r.get("cors_origins").unwrap_or_default())?,
             mailchimp: parse_mailchimp(&r)?,
             ip_rate_limit: r.ranged("ip_rate_limit", 0, 1_000_000)?,
             introspection_rate_limit: r.ranged("introspection_rate_limit", 0, 1_000_000)?,
+            trusted_proxies: TrustedProxies::parse(r.get("trusted_proxies").unwrap_or_default())
+                .map_err(|reason| ConfigError::new("trusted_proxies", reason))?,
             max_api_tokens: r.ranged("max_api_tokens", 1, 10_000)?,
             max_allowed_hosts: r.ranged("max_allowed_hosts", 1, 10_000)?,
             argon2,
@@ -644,6 +647,40 @@ fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
         ));
     }
     Ok(url)
+}
+
+/// Browser origins for CORS. Credentials are allowed, so every origin is listed exactly (the
+/// Fetch standard forbids `*` with credentials); each is stored as browsers serialise `Origin`:
+/// lower-case, punycode, without a default port.
+fn parse_cors_origins(text: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let bad = |why: &str| ConfigError::new("cors_origins", format!("{item:?} {why}"));
+        if item.contains('*') {
+            return Err(bad(
+                "has a wildcard; credentials are allowed, so list each origin exactly",
+            ));
+        }
+        let url = Url::parse(item).map_err(|_| bad("is not an origin (https://host[:port])"))?;
+        // `Url` reads a missing path as "/": a lone trailing slash is accepted, any path is not.
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(bad(
+                "is not an origin: http:// or https://, a host and an optional port, nothing else",
+            ));
+        }
+        let origin = url.origin().ascii_serialization();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 fn parse_mail_url(text: &str) -> Result<MailTransportConfig, ConfigError> {
@@ -769,9 +806,56 @@ fn read_toml(path: &Path) -> Result<RawSettings, ConfigError> {
         .collect()
 }
 
+/// The README's configuration reference: every setting of [`SETTINGS`] as a Markdown table row,
+/// so the README cannot drift from `--help` (a test compares them).
+pub fn reference_markdown() -> String {
+    let mut table = String::from(
+        "| Setting (TOML key) | Variable | Default | What it sets |\n|---|---|---|---|\n",
+    );
+    for spec in SETTINGS {
+        let default = match spec.default {
+            Some("") => "empty".to_string(),
+            Some(value) => format!("`{value}`"),
+            None => "unset".to_string(),
+        };
+        let help = spec.help.replace('|', "\\|");
+        table.push_str(&format!(
+            "| `{}` | `{}` | {default} | {help} |\n",
+            spec.key, spec.env
+        ));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table between these markers in README.md is [`reference_markdown`]'s output.
+    /// `AUTHPOOL_UPDATE_README=1 cargo test --lib readme` rewrites it.
+    #[test]
+    fn the_readme_configuration_reference_matches_the_settings() {
+        const START: &str = "<!-- settings: generated from config::SETTINGS -->\n";
+        const END: &str = "<!-- /settings -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let start = readme.find(START).expect("the README has the start marker") + START.len();
+        let end = readme[start..]
+            .find(END)
+            .expect("the README has the end marker")
+            + start;
+        let expected = reference_markdown();
+        if std::env::var_os("AUTHPOOL_UPDATE_README").is_some() {
+            let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, updated).expect("rewrite README.md");
+            return;
+        }
+        assert_eq!(
+            readme[start..end],
+            expected,
+            "README.md's configuration table is stale: run AUTHPOOL_UPDATE_README=1 cargo test --lib readme"
+        );
+    }
 
     fn raw(pairs: &[(&str, &str)]) -> RawSettings {
         pairs
@@ -861,6 +945,46 @@ mod tests {
         assert_eq!(s.bind.port(), 9000);
         assert_eq!(s.ip_rate_limit, 7);
         assert_eq!(s.cors_origins, ["https://a.org", "https://b.org"]);
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_as_browsers_send_them() {
+        let s = Settings::resolve(&raw(&[(
+            "cors_origins",
+            "https://App.Example.org, http://localhost:5173/, https://b.org:443,https://b.org",
+        )]))
+        .unwrap();
+        assert_eq!(
+            s.cors_origins,
+            [
+                "https://app.example.org",
+                "http://localhost:5173",
+                "https://b.org"
+            ]
+        );
+        for bad in [
+            "*",
+            "https://*.example.org",
+            "app.example.org",
+            "https://app.example.org/path",
+            "https://app.example.org?x",
+            "https://user@app.example.org",
+            "ftp://app.example.org",
+            "null",
+            "https://ok.org, nonsense",
+        ] {
+            let err = Settings::resolve(&raw(&[("cors_origins", bad)])).unwrap_err();
+            assert_eq!(err.env, "AUTHPOOL_CORS_ORIGINS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        assert!(Settings::defaults().trusted_proxies.is_empty());
+        let s = Settings::resolve(&raw(&[("trusted_proxies", "10.0.0.0/8, ::1")])).unwrap();
+        assert_eq!(s.trusted_proxies.to_string(), "10.0.0.0/8,::1/128");
+        let err = Settings::resolve(&raw(&[("trusted_proxies", "10.0.0.0/40")])).unwrap_err();
+        assert_eq!(err.env, "AUTHPOOL_TRUSTED_PROXIES");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod housekeeping;
 pub mod mail;
+pub mod metrics;
 pub mod newsletter;
 pub mod pool;
 pub mod startup;

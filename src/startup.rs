@@ -83,6 +83,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         keys,
         mail,
         hasher,
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     })
 }
 

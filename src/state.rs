@@ -8,6 +8,7 @@ use crate::{
     config::Settings,
     crypto::{keys::KeyStore, password::Hasher},
     mail::Mailer,
+    metrics::Metrics,
 };
 
 /// Cheap to clone: everything inside is shared.
@@ -21,4 +22,6 @@ pub struct AppState {
     pub mail: Mailer,
     /// The bounded argon2id pool.
     pub hasher: Hasher,
+    /// This process's request and sign-in counters (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }

@@ -1,4 +1,18 @@
-//! Logging: `tracing` to standard error, as text or JSON lines.
+//! Logging: `tracing` to standard error, as text or JSON lines (`AUTHPOOL_LOG_FORMAT`).
+//!
+//! Every request runs inside a `request` span carrying its `request_id` (the `X-Request-Id` it
+//! is answered with, see `api::observe`), so every line logged while serving it, a 500's cause
+//! included, names the request. Each request ends with one access line at `info`, target
+//! `authpool::access`: method, route template, status, `latency_ms` — never the raw path, query
+//! string, headers or body, which can hold codes and tokens. `authpool::access=off` in
+//! `AUTHPOOL_LOG_LEVEL` turns access lines off.
+//!
+//! No per-crate filter is needed to keep secrets out, at any level up to `trace`
+//! (`tests/api/log_secrets.rs` runs every flow at `trace` and searches the output): sqlx's
+//! statement logging is off (`store::database::connect`; it would log SQL text with
+//! placeholders, not bound values); sea-orm's `debug-print` feature, which logs statements with
+//! their values inlined, is not enabled and must stay so; lettre is built without its `tracing`
+//! feature, which would log the SMTP dialogue, `AUTH` included.
 
 use tracing_subscriber::{EnvFilter, fmt};
 

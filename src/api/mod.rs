@@ -3,11 +3,15 @@
 
 pub mod auth;
 pub mod body;
+pub mod client_ip;
 pub mod compat;
 pub mod cookies;
+pub mod cors;
 pub mod edge;
 pub mod error;
+pub mod headers;
 pub mod mapping;
+pub mod observe;
 pub mod ops;
 pub mod pool;
 pub mod rate_limit;
@@ -50,7 +54,17 @@ A self-hosted user pool with AWS Cognito semantics.
 Every error is JSON: `{\"detail\": \"<sentence>\", \"code\": \"<Name>\"}`, plus \
 `\"errors\": {\"<field>\": [\"<message>\"]}` for invalid fields. `code` reuses Cognito's \
 exception names. Paths work with and without a trailing slash. Request bodies are limited to \
-64 KiB by default (413 `RequestEntityTooLargeException`).";
+64 KiB by default (413 `RequestEntityTooLargeException`).
+
+Browsers: responses under `/api` and `/authentication/api` are `Cache-Control: no-store`. A \
+browser app on another origin needs that origin in the server's `AUTHPOOL_CORS_ORIGINS` \
+(credentials allowed; `Authorization`, `X-Request-Id` and `Retry-After` are exposed). The \
+cookies are `SameSite=Lax`, for apps on the same site; a cross-site app uses the tokens in \
+the body.
+
+Every response carries an `X-Request-Id` header, also written on the server's log lines for \
+that request: the client's own `X-Request-Id` when it is at most 64 characters of \
+`A-Z a-z 0-9 . _ -`, otherwise a new random one. Quote it when reporting a problem.";
 
 /// The OpenAPI service: the same for the server, the tests and `authpool openapi`.
 pub fn service() -> OpenApiService<impl OpenApi + 'static, ()> {
@@ -84,6 +98,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let spec: serde_json::Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi emits JSON");
     let index = Arc::new(route_index::RouteIndex::from_spec(&spec, EXTRA_ROUTES));
+    // Outermost, so it sees every answer (404, 405, 413, 429, panics) and stamps its request id.
+    let observe = observe::Observe::new(index.clone(), state.metrics.clone());
     let operations = Arc::new(compat::metadata::OperationIndex::from_spec(&spec));
     let docs = service.swagger_ui();
     let spec_endpoint = service.spec_endpoint();
@@ -91,6 +107,13 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let rate_limit = rate_limit::IpRateLimit::new(
         state.settings.ip_rate_limit,
         state.settings.introspection_rate_limit,
+    )
+    .behind(state.settings.trusted_proxies.clone());
+    let cors = cors::Cors::new(&state.settings.cors_origins);
+    // Hashes the Swagger UI page as `docs` serves it (the same function of the same spec).
+    let security_headers = headers::SecurityHeaders::new(
+        &service.swagger_ui_html(),
+        state.settings.public_url.scheme() == "https",
     );
     Route::new()
         .at("/openapi.json", spec_endpoint)
@@ -104,5 +127,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
             max_body_bytes,
         })
         .with(rate_limit)
+        .with(cors)
+        .with(security_headers)
         .with(NormalizePath::new(TrailingSlash::Trim))
+        .with(observe)
 }

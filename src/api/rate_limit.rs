@@ -3,6 +3,10 @@
 //! secret, so not "unauthenticated", but a way to guess tokens all the same). Each allows `rate`
 //! requests per second with a burst of ten times that.
 //!
+//! The client IP is the TCP peer's, or, behind a configured trusted proxy, the one it forwards
+//! (see [`super::client_ip`]). IPv6 clients are counted per /64: one host usually holds a whole
+//! /64, and per-address buckets would let it pick among 2^64 of them.
+//!
 //! Per-process memory is enough here: the counters that must hold across replicas (lockout,
 //! code attempts) live in the database; this only blunts floods.
 
@@ -19,7 +23,10 @@ use poem::{
     http::{Method, StatusCode, header},
 };
 
-use super::error::{ApiError, ErrorCode};
+use super::{
+    client_ip::TrustedProxies,
+    error::{ApiError, ErrorCode},
+};
 
 /// Beyond this many tracked addresses, full (idle) buckets are dropped.
 const MAX_TRACKED: usize = 100_000;
@@ -30,6 +37,7 @@ const INTROSPECTION_PATH: &str = "/api/api-tokens/introspect";
 pub struct IpRateLimit {
     unauthenticated: Arc<Limiter>,
     introspection: Arc<Limiter>,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl IpRateLimit {
@@ -38,7 +46,22 @@ impl IpRateLimit {
         Self {
             unauthenticated: Arc::new(Limiter::new(unauthenticated)),
             introspection: Arc::new(Limiter::new(introspection)),
+            trusted_proxies: Arc::default(),
         }
+    }
+
+    /// Reads the client IP from the forwarding headers of these proxies.
+    pub fn behind(mut self, trusted_proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(trusted_proxies);
+        self
+    }
+}
+
+/// The bucket of a client: its address, or its /64 for IPv6.
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 
@@ -95,6 +118,7 @@ impl<E: Endpoint> Middleware<E> for IpRateLimit {
             inner,
             unauthenticated: self.unauthenticated.clone(),
             introspection: self.introspection.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -103,6 +127,7 @@ pub struct IpRateLimitEndpoint<E> {
     inner: E,
     unauthenticated: Arc<Limiter>,
     introspection: Arc<Limiter>,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl<E: Endpoint> Endpoint for IpRateLimitEndpoint<E> {
@@ -119,7 +144,11 @@ impl<E: Endpoint> Endpoint for IpRateLimitEndpoint<E> {
             None
         };
         if let Some(limiter) = limiter.filter(|l| l.rate > 0.0) {
-            let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+            let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+            let ip = self
+                .trusted_proxies
+                .client_ip(peer, req.headers())
+                .map(bucket_key);
             if let Err(retry_after) = limiter.take(ip, Instant::now()) {
                 return Ok(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -159,5 +188,13 @@ mod tests {
         let later = start + Duration::from_millis(500);
         assert!(limiter.take(ip, later).is_ok());
         assert!(limiter.take(ip, later).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let key = |text: &str| bucket_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use argon2::{
@@ -47,6 +47,11 @@ struct Inner {
     /// Permits for jobs running.
     running: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    /// Permits of `running` and of `admitted`, to tell running from waiting jobs (metrics).
+    concurrency: usize,
+    capacity: usize,
+    /// Jobs refused with `Busy` (metrics).
+    rejected: AtomicU64,
     /// A hash of a random password with the configured parameters: unknown users are verified
     /// against it so that their answer takes as long as a wrong password's.
     dummy_hash: String,
@@ -71,6 +76,9 @@ impl Hasher {
                 admitted: Arc::new(Semaphore::new(settings.concurrency + settings.queue)),
                 running: Arc::new(Semaphore::new(settings.concurrency)),
                 in_flight: AtomicUsize::new(0),
+                concurrency: settings.concurrency,
+                capacity: settings.concurrency + settings.queue,
+                rejected: AtomicU64::new(0),
                 dummy_hash,
             }),
         })
@@ -120,6 +128,27 @@ impl Hasher {
         self.inner.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Hashes running now (metrics).
+    pub fn running(&self) -> usize {
+        self.inner
+            .concurrency
+            .saturating_sub(self.inner.running.available_permits())
+    }
+
+    /// Admitted jobs waiting for a running slot (metrics).
+    pub fn waiting(&self) -> usize {
+        let admitted = self
+            .inner
+            .capacity
+            .saturating_sub(self.inner.admitted.available_permits());
+        admitted.saturating_sub(self.running())
+    }
+
+    /// Jobs refused so far because every slot and queue place was taken (metrics).
+    pub fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
     /// Admits the job or refuses at once, then runs it on a blocking thread when a slot frees.
     async fn run<T: Send + 'static>(
         &self,
@@ -130,7 +159,10 @@ impl Hasher {
             .admitted
             .clone()
             .try_acquire_owned()
-            .map_err(|_| HashError::Busy)?;
+            .map_err(|_| {
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                HashError::Busy
+            })?;
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
         let _count = InFlight(&self.inner.in_flight);
         let running = self
@@ -258,11 +290,16 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(matches!(hasher.hash("refused").await, Err(HashError::Busy)));
+        assert_eq!(
+            (hasher.running(), hasher.waiting(), hasher.rejected()),
+            (1, 1, 1)
+        );
 
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
         assert!(waiting.await.unwrap().is_ok());
         assert_eq!(hasher.in_flight(), 0);
+        assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
         assert!(hasher.hash("admitted again").await.is_ok());
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::templates::{Email, Rendered};
 use self::{templates::Templates, transport::Transport};
-use crate::{config::MailSettings, store::outbox};
+use crate::{config::MailSettings, metrics::MailCounters, store::outbox};
 
 /// Renders, queues and delivers email. Cheap to clone: everything inside is shared.
 #[derive(Clone)]
@@ -33,6 +33,8 @@ struct Inner {
     retry_max: Duration,
     /// Set by `wake`; a wake-up while the worker is busy is kept for its next wait.
     wake: Notify,
+    /// Codes queued and delivery attempts, for metrics.
+    counters: MailCounters,
 }
 
 /// Why mail could not be set up at start-up. One line; never shows a secret.
@@ -68,6 +70,7 @@ impl Mailer {
                 from: settings.from.clone(),
                 retry_max: settings.retry_max,
                 wake: Notify::new(),
+                counters: MailCounters::default(),
             }),
         })
     }
@@ -88,7 +91,14 @@ impl Mailer {
             text_body: &rendered.text,
             html_body: &rendered.html,
         };
-        outbox::insert(conn, mail, chrono::Utc::now()).await
+        let id = outbox::insert(conn, mail, chrono::Utc::now()).await?;
+        self.inner.counters.queued(email.template_name());
+        Ok(id)
+    }
+
+    /// What this mailer has counted, for metrics.
+    pub fn counters(&self) -> &MailCounters {
+        &self.inner.counters
     }
 
     /// Renders the three parts of an email, as `queue` stores them.

@@ -100,6 +100,8 @@ async fn deliver_one(
         Err(reason) => {
             // No attempt can ever succeed: give up at once.
             tracing::error!(outbox_id = id, error = %reason, "email cannot be built; giving up");
+            inner.counters.failed.inc();
+            inner.counters.given_up.inc();
             outbox::mark_failed(db, id, token, attempts, Utc::now(), &reason).await?;
             return Ok(false);
         }
@@ -108,6 +110,7 @@ async fn deliver_one(
     let now = Utc::now();
     match result {
         Ok(()) => {
+            inner.counters.sent.inc();
             if !outbox::mark_sent(db, id, token, now).await? {
                 tracing::warn!(outbox_id = id, "email sent after its claim was lost");
             }
@@ -115,8 +118,10 @@ async fn deliver_one(
             Ok(true)
         }
         Err(SendError { permanent, reason }) => {
+            inner.counters.failed.inc();
             if permanent && attempts >= PERMANENT_FAILURE_ATTEMPTS {
                 tracing::error!(outbox_id = id, attempts, error = %reason, "email refused; giving up");
+                inner.counters.given_up.inc();
                 outbox::mark_failed(db, id, token, attempts, now, &reason).await?;
             } else {
                 let wait = backoff(attempts, inner.retry_max);

@@ -5,7 +5,7 @@
 //! unconfirmed or disabled is told only after the right password.
 
 use super::{Infra, UserStatus, lockout, tokens::SignedIn};
-use crate::{state::AppState, store};
+use crate::{metrics::SignIn, state::AppState, store};
 use chrono::{Duration as TimeDelta, Utc};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,21 @@ pub enum LoginError {
 
 db_errors_are_infra!(LoginError);
 
+/// Signs in, and counts the outcome in `authpool_sign_ins_total`.
 pub async fn login(state: &AppState, login: &str, password: &str) -> Result<SignedIn, LoginError> {
+    let result = attempt(state, login, password).await;
+    state.metrics.sign_in(match &result {
+        Ok(_) => SignIn::Succeeded,
+        Err(LoginError::NotAuthorized) => SignIn::Failed,
+        Err(LoginError::LockedOut(_)) => SignIn::Locked,
+        Err(LoginError::UserNotConfirmed) => SignIn::Unconfirmed,
+        Err(LoginError::UserDisabled) => SignIn::Disabled,
+        Err(LoginError::Infra(_)) => SignIn::Error,
+    });
+    result
+}
+
+async fn attempt(state: &AppState, login: &str, password: &str) -> Result<SignedIn, LoginError> {
     let user = match super::login_key(login, false) {
         Some(key) => store::users::by_login_key(&state.db, &key).await?,
         None => None,

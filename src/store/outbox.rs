@@ -14,6 +14,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
+    sea_query::Expr,
 };
 
 /// A message ready to be stored.
@@ -190,4 +191,50 @@ async fn record(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// The state of the outbox, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Not sent and not given up: waiting for delivery.
+    pub pending: u64,
+    /// Not sent, last attempt failed: waiting for a retry, or given up.
+    pub failed: u64,
+    /// Given up for good.
+    pub given_up: u64,
+    /// When the oldest pending message was queued.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// Counts unsent rows in one query over the `(sent_at, next_attempt_at)` index: sent rows,
+/// the bulk of the table, are never read.
+pub async fn stats(db: &impl ConnectionTrait) -> Result<OutboxStats, DbErr> {
+    let row: Option<(i64, i64, i64, Option<DateTime<Utc>>)> = Entity::find()
+        .select_only()
+        .expr(Expr::cust(
+            "COALESCE(SUM(CASE WHEN failed_at IS NULL THEN 1 ELSE 0 END), 0)",
+        ))
+        .expr(Expr::cust(
+            "COALESCE(SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END), 0)",
+        ))
+        .expr(Expr::cust(
+            "COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0)",
+        ))
+        .expr(Expr::cust(
+            "MIN(CASE WHEN failed_at IS NULL THEN created_at END)",
+        ))
+        .filter(Column::SentAt.is_null())
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some((pending, failed, given_up, oldest_pending)) = row else {
+        return Ok(OutboxStats::default());
+    };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(OutboxStats {
+        pending: count(pending),
+        failed: count(failed),
+        given_up: count(given_up),
+        oldest_pending,
+    })
 }

@@ -75,6 +75,15 @@ pub async fn wait_until_live(port: u16, child: &mut Child) {
     }
 }
 
+/// Sends SIGTERM, as an orchestrator stopping the server would.
+pub fn sigterm(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM failed");
+}
+
 pub async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -205,11 +214,7 @@ async fn serve_on_defaults_creates_its_files_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(ready.status().is_success());
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     let status = wait_for_exit(&mut child).await;
     assert_eq!(status.code(), Some(0));
 }
@@ -315,11 +320,7 @@ async fn subscribers_export_prints_csv_while_a_server_runs() {
     // No error line (`authpool: ...`) and no panic.
     assert!(output.stderr.is_empty(), "{output:?}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&server);
     assert_eq!(wait_for_exit(&mut server).await.code(), Some(0));
 }
 
@@ -404,11 +405,7 @@ async fn sigterm_lets_an_in_flight_request_finish_before_exiting() {
         "the hash finished before the signal could be sent"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     // The request that was being served gets its real answer, not a dropped connection.
     let answer = in_flight
         .await

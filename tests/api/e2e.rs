@@ -172,10 +172,6 @@ async fn register_confirm_by_link_login_refresh_reset_login() {
         .await;
     assert_eq!(new.status(), 200);
 
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::binary::sigterm(&server.child);
     assert_eq!(wait_for_exit(&mut server.child).await.code(), Some(0));
 }

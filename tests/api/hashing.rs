@@ -21,14 +21,7 @@ const ADA: &str = "ada@example.org";
 
 #[tokio::test]
 async fn a_login_beyond_the_hashing_pool_is_refused_at_once_with_503() {
-    // One hash at a time, none waiting, and a hash slow enough to be caught running.
-    let app = TestApp::with_settings(&[
-        ("hash_concurrency", "1"),
-        ("hash_queue", "0"),
-        ("argon2_memory_kib", "65536"),
-        ("argon2_iterations", "4"),
-    ])
-    .await;
+    let app = TestApp::with_one_slow_hasher().await;
     app.confirmed_user(ADA, PASSWORD).await;
     let app = std::sync::Arc::new(app);
 

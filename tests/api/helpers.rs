@@ -63,6 +63,20 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// One hash at a time, none waiting, and a hash slow enough (64 MiB, 4 passes) to be caught
+    /// running: for tests of the hashing pool's limits.
+    pub async fn with_one_slow_hasher() -> Self {
+        Self::with_settings(&[
+            ("hash_concurrency", "1"),
+            ("hash_queue", "0"),
+            ("argon2_memory_kib", "65536"),
+            ("argon2_iterations", "4"),
+        ])
+        .await
+    }
+}
+
 /// A password the policy accepts.
 pub const PASSWORD: &str = "correct horse battery staple";
 

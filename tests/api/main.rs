@@ -3,6 +3,7 @@
 mod account;
 mod admin_cli;
 mod binary;
+mod browser;
 mod clients;
 mod compat;
 mod db;
@@ -16,8 +17,10 @@ mod helpers;
 mod hosts;
 mod housekeeping;
 mod keys;
+mod log_secrets;
 mod login;
 mod mail;
+mod metrics;
 mod newsletter;
 mod openapi;
 mod passwords;
