@@ -1,21 +1,35 @@
-//! Password hashing with argon2id on a bounded pool of blocking threads.
+//! Password hashing with argon2id on a fixed set of dedicated hashing threads.
 //!
-//! Hashing is the server's most expensive work. It never runs on the async workers, at most
-//! `concurrency` hashes run at once, and at most `queue` more may wait; past that the caller gets
-//! [`HashError::Busy`] at once (503 with `Retry-After`) rather than memory growing without bound.
+//! Hashing is the server's most expensive work. It never runs on the async workers: exactly
+//! `concurrency` OS threads (`authpool-hash-N`) compute the hashes, each in one argon2 memory
+//! buffer of its own that it reuses for every job (allocated at its first job and kept), so the
+//! memory used by hashing stays `concurrency` buffers whatever the load. At most `queue` more
+//! jobs may wait; past that the caller gets [`HashError::Busy`] at once (503 with
+//! `Retry-After`) rather than memory growing without bound.
+//!
+//! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits), then runs its
+//! job with it. Taking the admission before any other work (a sign-in's database queries) lets a
+//! saturated pool refuse cheaply; the refusal depends on the pool only, never on the account.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+use std::{
+    collections::VecDeque,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version,
-    password_hash::phc::PasswordHash,
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::config::Argon2Settings;
+
+/// Bytes of salt in new hashes (the `argon2` crate's recommended length, as before).
+const SALT_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -34,27 +48,104 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// The shared hashing pool. Cheap to clone.
+/// The shared hashing pool. Cheap to clone; its threads end when the last clone is dropped.
 #[derive(Clone)]
 pub struct Hasher {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    params: Params,
-    /// Permits for jobs admitted (running or waiting).
-    admitted: Arc<Semaphore>,
-    /// Permits for jobs running.
-    running: Arc<Semaphore>,
-    in_flight: AtomicUsize,
-    /// Permits of `running` and of `admitted`, to tell running from waiting jobs (metrics).
-    concurrency: usize,
+    shared: Arc<Shared>,
+    /// Jobs admitted at most: `concurrency` running plus `queue` waiting.
     capacity: usize,
-    /// Jobs refused with `Busy` (metrics).
-    rejected: AtomicU64,
     /// A hash of a random password with the configured parameters: unknown users are verified
     /// against it so that their answer takes as long as a wrong password's.
     dummy_hash: String,
+}
+
+/// What the hashing threads share with the callers.
+struct Shared {
+    params: Params,
+    queue: Mutex<Queue>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+    /// Admissions held: taken and not yet used, queued, or running (metrics, and the limit).
+    admitted: AtomicUsize,
+    /// Jobs being computed now (metrics).
+    running: AtomicUsize,
+    /// Admissions refused with `Busy` (metrics).
+    rejected: AtomicU64,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// No `Hasher` is left: the threads finish the queued jobs and end.
+    closed: bool,
+}
+
+/// A place in the pool, given back when dropped: when the job is done, abandoned, or never
+/// submitted.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The right to run one hash job, taken without waiting by [`Hasher::admit`]. Dropping it
+/// unused gives its place back.
+pub struct Admission {
+    hasher: Hasher,
+    slot: Slot,
+}
+
+struct Job {
+    slot: Slot,
+    task: Box<dyn Task>,
+}
+
+/// A job's work and the way back to its caller.
+trait Task: Send {
+    /// The caller went away (its request was dropped): nobody would read the result.
+    fn abandoned(&self) -> bool;
+    /// Computes, drops `done` (freeing the slot and the running count), then answers.
+    fn run(self: Box<Self>, params: &Params, memory: &mut Memory, done: Done<'_>);
+}
+
+struct Pending<T, F> {
+    work: F,
+    reply: oneshot::Sender<T>,
+}
+
+impl<T, F> Task for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Params, &mut Memory) -> T + Send,
+{
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn run(self: Box<Self>, params: &Params, memory: &mut Memory, done: Done<'_>) {
+        let output = (self.work)(params, memory);
+        // Counted free before the caller hears back, so that a caller who got its answer can be
+        // admitted again at once (and the metrics it reads show the job ended).
+        drop(done);
+        let _ = self.reply.send(output);
+    }
+}
+
+/// Held while a job runs.
+struct Done<'a> {
+    _slot: Slot,
+    running: &'a AtomicUsize,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hasher {
@@ -69,142 +160,328 @@ impl Hasher {
         let mut random = [0u8; 32];
         aws_lc_rs::rand::fill(&mut random)
             .map_err(|_| HashError::Internal("no randomness".into()))?;
-        let dummy_hash = hash_blocking(&params, &random)?;
-        Ok(Self {
+        // Once, on the caller's thread, in a buffer of its own.
+        let dummy_hash = hash_new(&params, &mut Memory::new(params.block_count()), &random)?;
+        let concurrency = settings.concurrency.max(1);
+        let shared = Arc::new(Shared {
+            params,
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            admitted: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
+        });
+        let hasher = Self {
             inner: Arc::new(Inner {
-                params,
-                admitted: Arc::new(Semaphore::new(settings.concurrency + settings.queue)),
-                running: Arc::new(Semaphore::new(settings.concurrency)),
-                in_flight: AtomicUsize::new(0),
-                concurrency: settings.concurrency,
-                capacity: settings.concurrency + settings.queue,
-                rejected: AtomicU64::new(0),
+                shared: shared.clone(),
+                capacity: concurrency + settings.queue,
                 dummy_hash,
             }),
+        };
+        for n in 1..=concurrency {
+            let shared = shared.clone();
+            // A failed spawn drops `hasher`, which closes the pool and ends the threads started.
+            std::thread::Builder::new()
+                .name(format!("authpool-hash-{n}"))
+                .spawn(move || shared.work())
+                .map_err(|e| HashError::Internal(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(hasher)
+    }
+
+    /// Takes a place in the pool for one job, without waiting: [`HashError::Busy`] when
+    /// `concurrency` jobs run and `queue` more are admitted already.
+    pub fn admit(&self) -> Result<Admission, HashError> {
+        let shared = &self.inner.shared;
+        let capacity = self.inner.capacity;
+        shared
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .map_err(|_| {
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
+                HashError::Busy
+            })?;
+        Ok(Admission {
+            hasher: self.clone(),
+            slot: Slot(shared.clone()),
         })
     }
 
-    /// Hashes a new password (PHC string with a random salt).
+    /// Hashes a new password (PHC string with a random salt): [`Self::admit`], then
+    /// [`Admission::hash`].
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let password = password.as_bytes().to_vec();
-        let params = self.inner.params.clone();
-        self.run(move || hash_blocking(&params, &password)).await?
+        self.admit()?.hash(password).await
     }
 
-    /// Checks a password against a stored hash, or against the dummy hash when there is no user
-    /// (`None`), which always answers `matches: false` after the same work.
+    /// Checks a password: [`Self::admit`], then [`Admission::verify`].
     pub async fn verify(
         &self,
         password: &str,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
+        self.admit()?.verify(password, stored).await
+    }
+
+    /// Admissions held now: jobs running or waiting, and places taken for a job about to be
+    /// submitted (metrics and tests).
+    pub fn in_flight(&self) -> usize {
+        self.inner.shared.admitted.load(Ordering::Acquire)
+    }
+
+    /// Hashes running now (metrics).
+    pub fn running(&self) -> usize {
+        self.inner.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Jobs submitted and waiting for a hashing thread (metrics).
+    pub fn waiting(&self) -> usize {
+        self.inner.shared.lock().jobs.len()
+    }
+
+    /// Jobs refused so far because every slot and queue place was taken (metrics).
+    pub fn rejected(&self) -> u64 {
+        self.inner.shared.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+impl Admission {
+    /// Hashes a new password (PHC string with a random salt).
+    pub async fn hash(self, password: &str) -> Result<String, HashError> {
+        let password = password.as_bytes().to_vec();
+        self.run(move |params, memory| hash_new(params, memory, &password))
+            .await?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash when there is no user
+    /// (`None`), which always answers `matches: false` after the same work.
+    pub async fn verify(self, password: &str, stored: Option<&str>) -> Result<Verified, HashError> {
         let password = password.as_bytes().to_vec();
         let known = stored.is_some();
-        let stored = stored.unwrap_or(&self.inner.dummy_hash).to_string();
-        let params = self.inner.params.clone();
-        self.run(move || {
-            let Ok(hash) = PasswordHash::new(&stored) else {
-                return Verified {
-                    matches: false,
-                    needs_rehash: false,
-                };
-            };
-            let matches = argon2(&params).verify_password(&password, &hash).is_ok() && known;
-            let needs_rehash = matches
-                && Params::try_from(&hash).map_or(true, |p| {
-                    (p.m_cost(), p.t_cost(), p.p_cost())
-                        != (params.m_cost(), params.t_cost(), params.p_cost())
-                });
+        let stored = stored.unwrap_or(&self.hasher.inner.dummy_hash).to_string();
+        self.run(move |params, memory| {
+            let verified = verify_stored(params, memory, &password, &stored);
             Verified {
-                matches,
-                needs_rehash,
+                matches: verified.matches && known,
+                needs_rehash: verified.needs_rehash && known,
             }
         })
         .await
     }
 
-    /// Hash jobs currently admitted (running plus waiting), for metrics and tests.
-    pub fn in_flight(&self) -> usize {
-        self.inner.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Hashes running now (metrics).
-    pub fn running(&self) -> usize {
-        self.inner
-            .concurrency
-            .saturating_sub(self.inner.running.available_permits())
-    }
-
-    /// Admitted jobs waiting for a running slot (metrics).
-    pub fn waiting(&self) -> usize {
-        let admitted = self
-            .inner
-            .capacity
-            .saturating_sub(self.inner.admitted.available_permits());
-        admitted.saturating_sub(self.running())
-    }
-
-    /// Jobs refused so far because every slot and queue place was taken (metrics).
-    pub fn rejected(&self) -> u64 {
-        self.inner.rejected.load(Ordering::Relaxed)
-    }
-
-    /// Admits the job or refuses at once, then runs it on a blocking thread when a slot frees.
+    /// Queues the job for the hashing threads and waits for its result. Dropping the future
+    /// before the job has started means it is never computed.
     async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        self,
+        work: impl FnOnce(&Params, &mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let admitted = self
-            .inner
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-                HashError::Busy
-            })?;
-        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _count = InFlight(&self.inner.in_flight);
-        let running = self
-            .inner
-            .running
-            .clone()
-            .acquire_owned()
+        let (reply, result) = oneshot::channel();
+        let Self { hasher, slot } = self;
+        hasher.inner.shared.submit(Job {
+            slot,
+            task: Box::new(Pending { work, reply }),
+        });
+        result
             .await
-            .map_err(|_| HashError::Internal("hashing pool closed".into()))?;
-        let result = tokio::task::spawn_blocking(move || {
-            let output = job();
-            drop(running);
-            drop(admitted);
-            output
-        })
-        .await;
-        result.map_err(|e| HashError::Internal(e.to_string()))
+            .map_err(|_| HashError::Internal("the hashing thread failed".into()))
     }
 }
 
-/// Decrements the in-flight count however the job ends (including a dropped request).
-struct InFlight<'a>(&'a AtomicUsize);
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock; a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+    /// Never more jobs queued than admissions, so the queue is bounded by the capacity.
+    fn submit(&self, job: Job) {
+        self.lock().jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    /// The next job, waiting for one; `None` once the pool is closed and drained.
+    fn next(&self) -> Option<Job> {
+        let mut queue = self.lock();
+        loop {
+            if let Some(job) = queue.jobs.pop_front() {
+                return Some(job);
+            }
+            if queue.closed {
+                return None;
+            }
+            queue = self
+                .ready
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A hashing thread's loop.
+    fn work(&self) {
+        let mut memory = Memory::new(self.params.block_count());
+        while let Some(Job { slot, task }) = self.next() {
+            if task.abandoned() {
+                // Dropping the job frees its slot; no answer is due to anyone.
+                continue;
+            }
+            self.running.fetch_add(1, Ordering::AcqRel);
+            let done = Done {
+                _slot: slot,
+                running: &self.running,
+            };
+            // A panic drops the reply (the caller gets an error) and `done`; the thread goes on.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                task.run(&self.params, &mut memory, done)
+            }));
+        }
     }
 }
 
-fn argon2(params: &Params) -> Argon2<'static> {
+/// A hashing thread's argon2 memory: one buffer for the configured parameters, allocated at the
+/// first use and reused for every hash. Argon2 writes every block before reading it, so the
+/// buffer needs no clearing between uses.
+struct Memory {
+    /// Blocks the configured parameters need.
+    keep: usize,
+    blocks: Vec<Block>,
+}
+
+impl Memory {
+    fn new(keep: usize) -> Self {
+        Self {
+            keep,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Calls `f` with `count` blocks: from the kept buffer when they fit (a stored hash with
+    /// smaller parameters uses its start), else from a buffer for this call only (a stored hash
+    /// with larger parameters than the configured ones; rare, and rehashed at sign-in).
+    fn with_blocks<T>(
+        &mut self,
+        count: usize,
+        f: impl FnOnce(&mut [Block]) -> T,
+    ) -> Result<T, HashError> {
+        if count <= self.keep {
+            if self.blocks.len() < self.keep {
+                self.blocks = blocks(self.keep)?;
+            }
+            Ok(f(&mut self.blocks[..count]))
+        } else {
+            Ok(f(&mut blocks(count)?))
+        }
+    }
+}
+
+fn blocks(count: usize) -> Result<Vec<Block>, HashError> {
+    let mut blocks = Vec::new();
+    blocks
+        .try_reserve_exact(count)
+        .map_err(|_| HashError::Internal(format!("cannot allocate {count} KiB for argon2")))?;
+    blocks.resize(count, Block::new());
+    Ok(blocks)
+}
+
+fn argon2id(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, HashError> {
-    argon2(params)
-        .hash_password(password)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Internal(e.to_string()))
+/// A new hash of `password` with a random salt.
+fn hash_new(params: &Params, memory: &mut Memory, password: &[u8]) -> Result<String, HashError> {
+    let mut salt = [0u8; SALT_LEN];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| HashError::Internal("no randomness".into()))?;
+    hash_with_salt(params, memory, password, &salt)
+}
+
+/// The PHC string the `argon2` crate's `hash_password` makes for this salt:
+/// `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`, a 32-byte output.
+fn hash_with_salt(
+    params: &Params,
+    memory: &mut Memory,
+    password: &[u8],
+    salt: &[u8],
+) -> Result<String, HashError> {
+    let internal = |e: &dyn std::fmt::Display| HashError::Internal(e.to_string());
+    let mut output = [0u8; Output::MAX_LENGTH];
+    let output = &mut output[..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    memory
+        .with_blocks(params.block_count(), |blocks| {
+            argon2id(params).hash_password_into_with_memory(password, salt, output, blocks)
+        })?
+        .map_err(|e| internal(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| internal(&e))?,
+        salt: Some(Salt::new(salt).map_err(|e| internal(&e))?),
+        hash: Some(Output::new(output).map_err(|e| internal(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Recomputes the stored hash (its own algorithm, version, parameters and salt) and compares
+/// the outputs in constant time. Anything unreadable does not match.
+fn verify_stored(params: &Params, memory: &mut Memory, password: &[u8], stored: &str) -> Verified {
+    let no = Verified {
+        matches: false,
+        needs_rehash: false,
+    };
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return no;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return no;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
+        return no;
+    };
+    let Ok(version) = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return no;
+    };
+    // The output length is the stored one's.
+    let Ok(stored_params) = Params::try_from(&hash) else {
+        return no;
+    };
+    let mut output = [0u8; Output::MAX_LENGTH];
+    let output = &mut output[..expected.len()];
+    let argon2 = Argon2::new(algorithm, version, stored_params.clone());
+    let computed = memory.with_blocks(stored_params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, output, blocks)
+    });
+    let matches = matches!(computed, Ok(Ok(())))
+        && aws_lc_rs::constant_time::verify_slices_are_equal(output, expected.as_bytes()).is_ok();
+    let current = (algorithm, version) == (Algorithm::Argon2id, Version::V0x13)
+        && (
+            stored_params.m_cost(),
+            stored_params.t_cost(),
+            stored_params.p_cost(),
+        ) == (params.m_cost(), params.t_cost(), params.p_cost());
+    Verified {
+        matches,
+        needs_rehash: matches && !current,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use argon2::{PasswordHasher, PasswordVerifier};
+
     use super::*;
 
     fn settings(memory_kib: u32, concurrency: usize, queue: usize) -> Argon2Settings {
@@ -215,6 +492,30 @@ mod tests {
             concurrency,
             queue,
         }
+    }
+
+    /// Polls the condition until it holds, failing after ten seconds.
+    async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// A job that holds its hashing thread until `release` is sent to (or dropped).
+    fn blocking_job(
+        hasher: &Hasher,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), HashError>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let admission = hasher.admit().expect("a free place");
+        let job = tokio::spawn(admission.run(move |_, _| {
+            let _ = blocked.recv();
+        }));
+        (job, release)
     }
 
     #[tokio::test]
@@ -265,34 +566,113 @@ mod tests {
                 needs_rehash: true
             }
         );
+        // Larger stored parameters than the configured ones (a buffer for that call only).
+        let big = new.hash("pw").await.unwrap();
+        assert_eq!(old.verify("pw", Some(&big)).await.unwrap(), verified);
+        assert!(!old.verify("pW", Some(&big)).await.unwrap().matches);
+    }
+
+    #[test]
+    fn a_reused_buffer_gives_the_plain_argon2_output() {
+        let configured = Params::new(256, 2, 1, None).unwrap();
+        let mut memory = Memory::new(configured.block_count());
+        let salt = b"sixteen byte salt";
+        // Other parameters in between, using the start of the buffer or one of their own.
+        let cases = [
+            (Params::new(256, 2, 1, None).unwrap(), "first"),
+            (Params::new(64, 1, 1, None).unwrap(), "smaller"),
+            (Params::new(256, 2, 1, None).unwrap(), "second"),
+            (Params::new(512, 1, 2, None).unwrap(), "larger, two lanes"),
+            (Params::new(256, 2, 1, None).unwrap(), "third"),
+        ];
+        for (params, password) in cases {
+            let ours = hash_with_salt(&params, &mut memory, password.as_bytes(), salt).unwrap();
+            let plain = argon2id(&params)
+                .hash_password_with_salt(password.as_bytes(), salt)
+                .unwrap()
+                .to_string();
+            assert_eq!(ours, plain, "{password}");
+        }
+        assert_eq!(memory.blocks.len(), configured.block_count());
+    }
+
+    #[tokio::test]
+    async fn hashes_of_the_plain_argon2_api_verify_and_ours_verify_with_it() {
+        let hasher = Hasher::new(&settings(64, 1, 1)).unwrap();
+        let params = Params::new(64, 1, 1, None).unwrap();
+
+        let plain = argon2id(&params).hash_password(b"pw").unwrap().to_string();
+        let verified = hasher.verify("pw", Some(&plain)).await.unwrap();
+        assert_eq!(
+            verified,
+            Verified {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        assert!(!hasher.verify("pw ", Some(&plain)).await.unwrap().matches);
+
+        let ours = hasher.hash("pw").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2id(&params).verify_password(b"pw", &parsed).is_ok());
+        assert!(argon2id(&params).verify_password(b"pw ", &parsed).is_err());
+
+        // Another algorithm, version and output length verify too, and ask for a rehash.
+        let other = Params::new(64, 1, 1, Some(24)).unwrap();
+        let legacy = Argon2::new(Algorithm::Argon2i, Version::V0x10, other)
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+        let verified = hasher.verify("pw", Some(&legacy)).await.unwrap();
+        assert_eq!(
+            verified,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        assert!(!hasher.verify("pw!", Some(&legacy)).await.unwrap().matches);
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_the_named_hashing_threads() {
+        let hasher = Hasher::new(&settings(64, 2, 0)).unwrap();
+        let name = hasher
+            .admit()
+            .unwrap()
+            .run(|_, _| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        let name = name.expect("a named thread");
+        assert!(
+            name == "authpool-hash-1" || name == "authpool-hash-2",
+            "{name}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once_and_frees_its_places() {
         // One slot running and one place waiting: a third job is refused without waiting.
         let hasher = Hasher::new(&settings(64, 1, 1)).unwrap();
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
-        let running = {
-            let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.run(move || blocked.recv().unwrap()).await })
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while hasher.in_flight() < 1 {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::task::yield_now().await;
-        }
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
         let waiting = {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.hash("waits").await })
         };
-        while hasher.in_flight() < 2 {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::task::yield_now().await;
-        }
+        wait_until("the second job waits", || hasher.waiting() == 1).await;
+        let refused_at = Instant::now();
         assert!(matches!(hasher.hash("refused").await, Err(HashError::Busy)));
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(refused_at.elapsed() < Duration::from_secs(1));
         assert_eq!(
-            (hasher.running(), hasher.waiting(), hasher.rejected()),
-            (1, 1, 1)
+            (
+                hasher.in_flight(),
+                hasher.running(),
+                hasher.waiting(),
+                hasher.rejected()
+            ),
+            (2, 1, 1, 2)
         );
 
         release.send(()).unwrap();
@@ -301,5 +681,82 @@ mod tests {
         assert_eq!(hasher.in_flight(), 0);
         assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
         assert!(hasher.hash("admitted again").await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exactly_concurrency_jobs_run_at_once() {
+        let hasher = Hasher::new(&settings(64, 2, 2)).unwrap();
+        let jobs: Vec<_> = (0..3).map(|_| blocking_job(&hasher)).collect();
+        wait_until("two jobs run and one waits", || {
+            hasher.running() == 2 && hasher.waiting() == 1
+        })
+        .await;
+        // Still so a moment later: there is no third thread.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!((hasher.running(), hasher.waiting()), (2, 1));
+        for (job, release) in jobs {
+            drop(release);
+            job.await.unwrap().unwrap();
+        }
+        assert_eq!(hasher.in_flight(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_caller_frees_its_place_and_its_job_is_not_computed() {
+        let hasher = Hasher::new(&settings(64, 1, 1)).unwrap();
+
+        // An admission dropped unused gives its place back at once.
+        let unused = hasher.admit().unwrap();
+        assert_eq!(hasher.in_flight(), 1);
+        drop(unused);
+        assert_eq!(hasher.in_flight(), 0);
+
+        // A queued job whose caller went away is skipped, and its place freed.
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
+        let computed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = tokio::spawn({
+            let computed = computed.clone();
+            hasher
+                .admit()
+                .unwrap()
+                .run(move |_, _| computed.store(true, Ordering::SeqCst))
+        });
+        wait_until("the second job waits", || hasher.waiting() == 1).await;
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
+
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        wait_until("every place is free", || hasher.in_flight() == 0).await;
+        assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
+        assert!(!computed.load(Ordering::SeqCst), "an abandoned job ran");
+        assert!(hasher.verify("pw", None).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_answers_an_error_and_keeps_its_thread() {
+        let hasher = Hasher::new(&settings(64, 1, 0)).unwrap();
+        let failed = hasher
+            .admit()
+            .unwrap()
+            .run(|_, _| -> () { panic!("a test panic in a hashing job") })
+            .await;
+        assert!(matches!(failed, Err(HashError::Internal(_))));
+        assert_eq!((hasher.in_flight(), hasher.running()), (0, 0));
+        assert!(hasher.hash("still works").await.is_ok());
+    }
+
+    #[test]
+    fn the_threads_end_with_the_last_hasher() {
+        let hasher = Hasher::new(&settings(64, 2, 0)).unwrap();
+        let shared = Arc::downgrade(&hasher.inner.shared);
+        drop(hasher);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the hashing threads still run");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }

@@ -40,6 +40,9 @@ pub async fn login(state: &AppState, login: &str, password: &str) -> Result<Sign
 }
 
 async fn attempt(state: &AppState, login: &str, password: &str) -> Result<SignedIn, LoginError> {
+    // A place in the hashing pool first, before any database work: a saturated pool answers
+    // 503 at once without a query. The refusal depends on the pool only, not on the account.
+    let admission = state.hasher.admit().map_err(Infra::from)?;
     let user = match super::login_key(login, false) {
         Some(key) => store::users::by_login_key(&state.db, &key).await?,
         None => None,
@@ -48,8 +51,7 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
     if let Some(wait) = lockout::locked_for(&state.db, &key, Utc::now()).await? {
         return Err(LoginError::LockedOut(wait));
     }
-    let verified = state
-        .hasher
+    let verified = admission
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await
         .map_err(Infra::from)?;
@@ -70,8 +72,9 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
         UserStatus::Confirmed => {}
     }
     lockout::clear(&txn, &key).await?;
-    let signed_in = super::tokens::start_session(state, &txn, &user, now).await?;
+    let issued = super::tokens::start_session(state, &txn, user.clone(), now).await?;
     txn.commit().await?;
+    let signed_in = issued.sign(state).await;
 
     if verified.needs_rehash {
         rehash(state, &user, password).await;
@@ -85,7 +88,9 @@ async fn rehash(state: &AppState, user: &entity::user::Model, password: &str) {
     let result = async {
         let hash = state.hasher.hash(password).await.map_err(Infra::from)?;
         // Only over the hash just verified: a password changed meanwhile must not be undone.
-        store::users::upgrade_password_hash(&state.db, user.uid, &user.password_hash, hash).await?;
+        let txn = store::begin_write(&state.db).await?;
+        store::users::upgrade_password_hash(&txn, user.uid, &user.password_hash, hash).await?;
+        txn.commit().await?;
         Ok::<_, Infra>(())
     }
     .await;

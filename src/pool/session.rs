@@ -1,11 +1,18 @@
 //! Authenticating bearer tokens, refreshing, and signing out.
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
-use entity::{session, user};
-use sea_orm::{TransactionTrait, prelude::Uuid};
+use entity::{refresh_token, session, user};
+use sea_orm::{ConnectionTrait, DbErr, prelude::Uuid};
 
-use super::{Infra, UserStatus, tokens::SignedIn};
-use crate::{crypto::jwt::BearerClaims, state::AppState, store};
+use super::{
+    Infra, UserStatus,
+    tokens::{Issued, SignedIn},
+};
+use crate::{
+    crypto::jwt::{BearerClaims, RefreshClaims},
+    state::AppState,
+    store,
+};
 
 /// A request's verified caller: the token, its live session and the enabled user.
 #[derive(Debug, Clone)]
@@ -26,8 +33,9 @@ pub enum AuthError {
 
 db_errors_are_infra!(AuthError);
 
-/// Verifies an id or access token, then that its session is live and its user enabled: two reads
-/// by primary key, which make sign-out, password reset and disabling take effect at once.
+/// Verifies an id or access token, then that its session is live and its user enabled: one read
+/// by primary key (the session joined to its user), which makes sign-out, password reset and
+/// disabling take effect at once.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, AuthError> {
     let claims = state
         .keys
@@ -41,13 +49,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated
         return Err(AuthError::NotAuthorized);
     };
     let now = Utc::now();
-    let session = store::sessions::by_id(&state.db, session_id)
+    let (session, user) = store::sessions::with_user(&state.db, session_id)
         .await?
-        .filter(|s| live(s, now) && s.uid == uid)
-        .ok_or(AuthError::NotAuthorized)?;
-    let user = store::users::by_uid(&state.db, uid)
-        .await?
-        .filter(|u| UserStatus::of(u) != UserStatus::Disabled)
+        .filter(|(s, u)| live(s, now) && s.uid == uid && UserStatus::of(u) != UserStatus::Disabled)
         .ok_or(AuthError::NotAuthorized)?;
     Ok(Authenticated {
         claims,
@@ -74,6 +78,11 @@ db_errors_are_infra!(RefreshError);
 /// Exchanges a refresh token for new tokens and a new refresh token (rotation). Presenting a
 /// refresh token that was already exchanged revokes its whole session (reuse detection), unless
 /// it was exchanged within the configured grace window (racing browser tabs).
+///
+/// The write transaction is kept short, as on SQLite every other writer waits for it: the token
+/// and its session are read before it, the usual case (an unused token of a live session of a
+/// confirmed user) is then one conditional update and one insert, and the new tokens are signed
+/// after it commits. Anything else is decided again on reads made inside it ([`rotate_locked`]).
 pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshError> {
     let claims = state
         .keys
@@ -81,18 +90,71 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshE
         .await
         .map_err(|_| RefreshError::NotAuthorized)?;
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
-    let Some(row) = store::sessions::refresh_token(&txn, &claims.jti).await? else {
+    // Final without the lock: a missing token, an ended session or another user's never become
+    // valid again.
+    let Some((row, session, user)) = presented(&state.db, &claims, now).await? else {
         return Err(RefreshError::NotAuthorized);
     };
-    let Some(session) = store::sessions::by_id(&txn, row.session_id)
+    let txn = store::begin_write(&state.db).await?;
+    let unused = row.used_at.is_none()
+        && UserStatus::of(&user) == UserStatus::Confirmed
+        // Re-checks, under the lock, what the reads above found.
+        && store::sessions::use_refresh_token(&txn, &row.jti, Some(session.id), now).await?;
+    let issued = if unused {
+        super::tokens::issue(&txn, user, session, now).await?
+    } else {
+        match rotate_locked(state, &txn, &claims, now).await? {
+            Rotation::Issued(issued) => issued,
+            // Dropped: rolled back, the token stays unused.
+            Rotation::Refused => return Err(RefreshError::NotAuthorized),
+            Rotation::Reused(session) => {
+                txn.commit().await?;
+                tracing::warn!(%session, "refresh token reused: session revoked");
+                return Err(RefreshError::NotAuthorized);
+            }
+        }
+    };
+    txn.commit().await?;
+    Ok(issued.sign(state).await)
+}
+
+/// The presented refresh token's row with its session, when that is live and the token's
+/// subject's, and the session's user.
+async fn presented(
+    db: &impl ConnectionTrait,
+    claims: &RefreshClaims,
+    now: DateTime<Utc>,
+) -> Result<Option<(refresh_token::Model, session::Model, user::Model)>, DbErr> {
+    let Some(row) = store::sessions::refresh_token(db, &claims.jti).await? else {
+        return Ok(None);
+    };
+    let found = store::sessions::with_user(db, row.session_id)
         .await?
-        .filter(|s| live(s, now) && s.uid.to_string() == claims.sub)
-    else {
-        return Err(RefreshError::NotAuthorized);
+        .filter(|(s, _)| live(s, now) && s.uid.to_string() == claims.sub);
+    Ok(found.map(|(session, user)| (row, session, user)))
+}
+
+/// What [`rotate_locked`] decided.
+enum Rotation {
+    Issued(Issued),
+    /// Nothing to commit.
+    Refused,
+    /// Reuse: the session was revoked, to be committed.
+    Reused(Uuid),
+}
+
+/// The whole rotation decided on reads made inside the write transaction.
+async fn rotate_locked(
+    state: &AppState,
+    txn: &store::WriteTxn,
+    claims: &RefreshClaims,
+    now: DateTime<Utc>,
+) -> Result<Rotation, DbErr> {
+    let Some((row, session, user)) = presented(txn, claims, now).await? else {
+        return Ok(Rotation::Refused);
     };
     let grace = TimeDelta::from_std(state.settings.tokens.refresh_reuse_grace).unwrap_or_default();
-    let first_use = store::sessions::use_refresh_token(&txn, &row.jti, now).await?;
+    let first_use = store::sessions::use_refresh_token(txn, &row.jti, None, now).await?;
     if !first_use {
         let used_at = match row.used_at {
             Some(at) => at,
@@ -100,21 +162,15 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshE
             None => now,
         };
         if grace.is_zero() || now - used_at > grace {
-            store::sessions::revoke(&txn, session.id, now).await?;
-            txn.commit().await?;
-            tracing::warn!(session = %session.id, "refresh token reused: session revoked");
-            return Err(RefreshError::NotAuthorized);
+            store::sessions::revoke(txn, session.id, now).await?;
+            return Ok(Rotation::Reused(session.id));
         }
     }
-    let Some(user) = store::users::by_uid(&txn, session.uid)
-        .await?
-        .filter(|u| UserStatus::of(u) == UserStatus::Confirmed)
-    else {
-        return Err(RefreshError::NotAuthorized);
-    };
-    let signed_in = super::tokens::issue(state, &txn, &user, &session, now).await?;
-    txn.commit().await?;
-    Ok(signed_in)
+    if UserStatus::of(&user) != UserStatus::Confirmed {
+        return Ok(Rotation::Refused);
+    }
+    let issued = super::tokens::issue(txn, user, session, now).await?;
+    Ok(Rotation::Issued(issued))
 }
 
 /// Revokes the caller's session, or all of the user's sessions.
@@ -124,7 +180,7 @@ pub async fn logout(
     everywhere: bool,
 ) -> Result<(), Infra> {
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = store::begin_write(&state.db).await?;
     if everywhere {
         store::sessions::revoke_all(&txn, caller.user.uid, None, now).await?;
     } else {
@@ -154,7 +210,10 @@ pub async fn revoke_own_session_of(
         .await?
         .is_some_and(|s| s.uid == caller.user.uid);
     if own {
-        store::sessions::revoke(&state.db, row.session_id, Utc::now()).await?;
+        // A write: it takes its turn like every other (see `store::begin_write`).
+        let txn = store::begin_write(&state.db).await?;
+        store::sessions::revoke(&txn, row.session_id, Utc::now()).await?;
+        txn.commit().await?;
     }
     Ok(())
 }

@@ -53,9 +53,8 @@ pub async fn owned_by_host(
     uid: Uuid,
     host: &str,
 ) -> Result<Option<allowed_host::Model>, DbErr> {
-    allowed_host::Entity::find_by_id((uid, host.to_string()))
-        .one(db)
-        .await
+    let query = allowed_host::Entity::find_by_id((uid, host.to_string()));
+    super::by_key(db, query.into_model()).await
 }
 
 /// Renames one of a user's hosts, keeping its creation time. `false` when the user has no such

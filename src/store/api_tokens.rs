@@ -46,10 +46,9 @@ pub async fn owned_by_key(
     uid: Uuid,
     key: &str,
 ) -> Result<Option<api_token::Model>, DbErr> {
-    api_token::Entity::find_by_id(key.to_string())
-        .filter(api_token::Column::Uid.eq(uid))
-        .one(db)
-        .await
+    let query =
+        api_token::Entity::find_by_id(key.to_string()).filter(api_token::Column::Uid.eq(uid));
+    super::by_key(db, query.into_model()).await
 }
 
 /// Deletes one of a user's tokens; false when the key is unknown or someone else's.
@@ -68,12 +67,11 @@ pub async fn usable_by_key(
     db: &impl ConnectionTrait,
     key: &str,
 ) -> Result<Option<api_token::Model>, DbErr> {
-    api_token::Entity::find_by_id(key.to_string())
+    let query = api_token::Entity::find_by_id(key.to_string())
         .join(JoinType::InnerJoin, owner())
         .filter(api_token::Column::IsActive.eq(true))
-        .filter(user::Column::DisabledAt.is_null())
-        .one(db)
-        .await
+        .filter(user::Column::DisabledAt.is_null());
+    super::by_key(db, query.into_model()).await
 }
 
 /// The token → user relation (the entity declares none; the table has the foreign key).

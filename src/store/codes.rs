@@ -19,7 +19,7 @@ pub async fn for_update(
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         query = query.lock_exclusive();
     }
-    query.one(db).await
+    super::by_key(db, query.into_model()).await
 }
 
 /// Stores a code, replacing the previous one for the same purpose. The resend counters of the

@@ -22,13 +22,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         std::fs::create_dir_all(dir)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
+    let sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url);
     options
         // Statements carry password hashes and code hashes as bound values: never log them.
         .sqlx_logging(false)
         .connect_timeout(ACQUIRE_TIMEOUT)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .max_connections(16)
+        .max_connections(max_connections(sqlite))
+        // A SQLite connection is a file this process holds open: it cannot have gone away, and
+        // pinging it before each use is one more round trip to its thread per query.
+        .test_before_acquire(!sqlite)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -36,6 +40,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .foreign_keys(true)
         });
     Database::connect(options).await
+}
+
+/// PostgreSQL serves queries in its own processes: 16 connections. A SQLite connection is a
+/// thread of this process; more of them than cores only adds hand-offs and context switches
+/// (and it has one writer anyway): two per core, at least four.
+fn max_connections(sqlite: bool) -> u32 {
+    if !sqlite {
+        return 16;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
 }
 
 /// Runs every pending migration.

@@ -7,9 +7,11 @@ pub async fn get(
     db: &impl ConnectionTrait,
     key: &str,
 ) -> Result<Option<login_failure::Model>, DbErr> {
-    login_failure::Entity::find_by_id(key.to_string())
-        .one(db)
-        .await
+    super::by_key(
+        db,
+        login_failure::Entity::find_by_id(key.to_string()).into_model(),
+    )
+    .await
 }
 
 /// The counter row, locked for the rest of the transaction on PostgreSQL.
@@ -21,7 +23,7 @@ pub async fn for_update(
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         query = query.lock_exclusive();
     }
-    query.one(db).await
+    super::by_key(db, query.into_model()).await
 }
 
 /// Creates the row at zero if it does not exist, so that it can then be locked.

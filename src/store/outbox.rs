@@ -54,7 +54,7 @@ pub async fn by_id(
     db: &impl ConnectionTrait,
     id: i64,
 ) -> Result<Option<mail_outbox::Model>, DbErr> {
-    Entity::find_by_id(id).one(db).await
+    super::by_key(db, Entity::find_by_id(id).into_model()).await
 }
 
 /// Nobody holds the row: never claimed, released, or its lease ran out.

@@ -1,10 +1,10 @@
 //! Queries on sessions and their refresh tokens.
 
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, session};
+use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
+    QuerySelect, QueryTrait,
     prelude::{Expr, Uuid},
 };
 
@@ -16,7 +16,28 @@ pub async fn insert(
 }
 
 pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<session::Model>, DbErr> {
-    session::Entity::find_by_id(id).one(db).await
+    super::by_key(db, session::Entity::find_by_id(id).into_model()).await
+}
+
+/// A session with its user: one primary-key lookup joined to the user's row by its primary key,
+/// for authenticating a request.
+pub async fn with_user(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<(session::Model, user::Model)>, DbErr> {
+    let query = session::Entity::find_by_id(id)
+        .join(JoinType::InnerJoin, owner())
+        .select_also(user::Entity);
+    let row = super::by_key(db, query.into_model::<session::Model, user::Model>()).await?;
+    Ok(row.and_then(|(session, user)| Some((session, user?))))
+}
+
+/// The session → user relation (the entity declares none; the table has the foreign key).
+fn owner() -> sea_orm::RelationDef {
+    session::Entity::belongs_to(user::Entity)
+        .from(session::Column::Uid)
+        .to(user::Column::Uid)
+        .into()
 }
 
 /// Revokes one session (no-op when already revoked).
@@ -58,24 +79,41 @@ pub async fn refresh_token(
     db: &impl ConnectionTrait,
     jti: &str,
 ) -> Result<Option<refresh_token::Model>, DbErr> {
-    refresh_token::Entity::find_by_id(jti.to_string())
-        .one(db)
-        .await
+    super::by_key(
+        db,
+        refresh_token::Entity::find_by_id(jti.to_string()).into_model(),
+    )
+    .await
 }
 
-/// Marks a refresh token used, only if nobody did first: `true` when this call won.
+/// Marks a refresh token used, only if nobody did first: `true` when this call won. With
+/// `live_session`, only if also that session is still live and its user still confirmed and
+/// enabled (`UserStatus::Confirmed`): for a rotation decided on reads made before the write
+/// transaction.
 pub async fn use_refresh_token(
     db: &impl ConnectionTrait,
     jti: &str,
+    live_session: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = refresh_token::Entity::update_many()
+    let mut query = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
         .filter(refresh_token::Column::Jti.eq(jti))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+        .filter(refresh_token::Column::UsedAt.is_null());
+    if let Some(id) = live_session {
+        let live = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .join(JoinType::InnerJoin, owner())
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .filter(user::Column::DisabledAt.is_null())
+            .filter(user::Column::ConfirmedAt.is_not_null())
+            .into_query();
+        query = query.filter(refresh_token::Column::SessionId.in_subquery(live));
+    }
+    Ok(query.exec(db).await?.rows_affected == 1)
 }
 
 /// Deletes every session of a user with its refresh tokens; returns how many sessions.

@@ -5,9 +5,9 @@ use entity::subscription;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, QueryTrait,
     prelude::{Expr, Uuid},
-    sea_query::OnConflict,
+    sea_query::{OnConflict, Query},
 };
 
 /// Records a subscription, or renews the existing one for the same (lower-cased) email: the
@@ -78,9 +78,8 @@ pub async fn by_email_key(
     db: &impl ConnectionTrait,
     email_key: &str,
 ) -> Result<Option<subscription::Model>, DbErr> {
-    subscription::Entity::find_by_id(email_key.to_string())
-        .one(db)
-        .await
+    let query = subscription::Entity::find_by_id(email_key.to_string());
+    super::by_key(db, query.into_model()).await
 }
 
 /// Whether a subscription with this status exists for the account or for its email (both
@@ -91,7 +90,7 @@ pub async fn exists_for(
     email_key: &str,
     status: &str,
 ) -> Result<bool, DbErr> {
-    let found = subscription::Entity::find()
+    let matching = subscription::Entity::find()
         .select_only()
         .column(subscription::Column::EmailKey)
         .filter(subscription::Column::Status.eq(status))
@@ -100,10 +99,15 @@ pub async fn exists_for(
                 .add(subscription::Column::Uid.eq(uid))
                 .add(subscription::Column::EmailKey.eq(email_key)),
         )
-        .into_tuple::<String>()
-        .one(db)
-        .await?;
-    Ok(found.is_some())
+        .into_query();
+    // `SELECT EXISTS (…)`, not `.one()`: its bound `LIMIT ?` makes SQLite re-prepare the
+    // statement on every execution (see `store::by_key`), and this runs on every account read.
+    let query = Query::select().expr(Expr::exists(matching)).to_owned();
+    let row = db.query_one(&query).await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// Up to `limit` subscriptions in `email_key` order, after the given key: pages for an export

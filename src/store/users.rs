@@ -17,17 +17,15 @@ pub async fn insert(
 }
 
 pub async fn by_uid(db: &impl ConnectionTrait, uid: Uuid) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find_by_id(uid).one(db).await
+    super::by_key(db, user::Entity::find_by_id(uid).into_model()).await
 }
 
 pub async fn by_email_key(
     db: &impl ConnectionTrait,
     email_key: &str,
 ) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(user::Column::EmailKey.eq(email_key))
-        .one(db)
-        .await
+    let query = user::Entity::find().filter(user::Column::EmailKey.eq(email_key));
+    super::by_key(db, query.into_model()).await
 }
 
 /// A user by a lookup key: a lower-cased email (`email_key`) or username (`username_key`).
@@ -40,10 +38,8 @@ pub async fn by_login_key(
         LoginKey::Username(key) => (user::Column::UsernameKey, key),
         LoginKey::Uid(uid) => return by_uid(db, *uid).await,
     };
-    user::Entity::find()
-        .filter(column.eq(value.as_str()))
-        .one(db)
-        .await
+    let query = user::Entity::find().filter(column.eq(value.as_str()));
+    super::by_key(db, query.into_model()).await
 }
 
 /// How a user is looked up by a name they typed.
@@ -142,9 +138,8 @@ pub async fn lock(db: &impl ConnectionTrait, uid: Uuid) -> Result<(), DbErr> {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return Ok(());
     }
-    user::Entity::find_by_id(uid)
-        .lock_exclusive()
-        .one(db)
+    let query = user::Entity::find_by_id(uid).lock_exclusive();
+    super::by_key(db, query.into_model::<user::Model>())
         .await
         .map(|_| ())
 }

@@ -56,6 +56,35 @@ async fn a_login_beyond_the_hashing_pool_is_refused_at_once_with_503() {
 }
 
 #[tokio::test]
+async fn a_login_refused_by_a_full_hashing_pool_makes_no_database_query() {
+    let app = TestApp::with_settings(&[("hash_concurrency", "1"), ("hash_queue", "0")]).await;
+    app.confirmed_user(ADA, PASSWORD).await;
+
+    // The pool's only place taken, and the database closed: any query would now fail.
+    let held = app.state.hasher.admit().expect("a free place");
+    app.state
+        .db
+        .close_by_ref()
+        .await
+        .expect("the database closes");
+    for email in [ADA, "nobody@example.org"] {
+        let refused = app.login(email, PASSWORD).await;
+        assert_eq!(retry_after(&refused), 1, "the hashing pool's Retry-After");
+        let body = assert_error(refused, 503, "ServiceUnavailableException").await;
+        assert_eq!(body["detail"], "The server is busy; try again shortly.");
+    }
+    assert_eq!(app.state.hasher.rejected(), 2);
+
+    // With the place free, the same login reaches the closed database, and fails there.
+    drop(held);
+    let failed = app.login(ADA, PASSWORD).await;
+    assert_eq!(retry_after(&failed), 5, "the database's Retry-After");
+    let body = assert_error(failed, 503, "ServiceUnavailableException").await;
+    assert_eq!(body["detail"], "The database is unreachable.");
+    assert_eq!(app.state.hasher.in_flight(), 0);
+}
+
+#[tokio::test]
 async fn the_production_parameters_hash_and_verify() {
     let app =
         TestApp::with_settings(&[("argon2_memory_kib", "19456"), ("argon2_iterations", "2")]).await;

@@ -1,6 +1,7 @@
 //! Sessions: which bearer tokens authenticate, refresh rotation and reuse detection, sign-out,
 //! and the events that end a session early.
 
+use authpool::store;
 use aws_lc_rs::{
     hmac,
     rand::SystemRandom,
@@ -308,6 +309,98 @@ async fn concurrent_refreshes_of_one_token_yield_at_most_one_success() {
         statuses.iter().filter(|s| **s == 200).count() <= 1,
         "{statuses:?}"
     );
+}
+
+/// SQLite has one writer: concurrent write transactions (refreshes, sign-ins, sign-ups) take
+/// turns, and none of them fails with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_sign_ins_and_sign_ups_all_succeed() {
+    const EACH: usize = 16;
+    let app = TestApp::with_settings(&[("ip_rate_limit", "0")]).await;
+    app.confirmed_user(ADA, PASSWORD).await;
+    let sessions = futures_util::future::join_all((0..EACH).map(|_| app.login(ADA, PASSWORD)));
+    let mut refresh_tokens = Vec::new();
+    for response in sessions.await {
+        response.assert_status_is_ok();
+        refresh_tokens.push(text(&json(response).await["refresh_token"]).to_string());
+    }
+
+    let refreshes = futures_util::future::join_all(refresh_tokens.iter().map(|t| refresh(&app, t)));
+    let sign_ins = futures_util::future::join_all((0..EACH).map(|_| app.login(ADA, PASSWORD)));
+    let emails: Vec<String> = (0..EACH).map(|i| format!("user{i}@example.org")).collect();
+    let sign_ups = futures_util::future::join_all(emails.iter().map(|e| app.register(e, PASSWORD)));
+    let (refreshes, sign_ins, sign_ups) = tokio::join!(refreshes, sign_ins, sign_ups);
+
+    for response in sign_ups {
+        response.assert_status(poem::http::StatusCode::CREATED);
+    }
+    for response in sign_ins {
+        response.assert_status_is_ok();
+    }
+    for response in refreshes {
+        response.assert_status_is_ok();
+        let tokens = json(response).await;
+        get_account(&app, Some(text(&tokens["access_token"])))
+            .await
+            .assert_status_is_ok();
+    }
+}
+
+/// The one statement that rotates a refresh token decided on reads made before the write
+/// transaction re-checks, under it, everything those reads found: the token unused, its session
+/// live, its user confirmed and enabled. It changes nothing when any of them changed.
+#[tokio::test]
+async fn rotation_decided_before_the_transaction_rechecks_token_session_and_user() {
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let use_token = |jti: String, session: uuid::Uuid| async move {
+        let won = store::sessions::use_refresh_token(db, &jti, Some(session), Utc::now())
+            .await
+            .unwrap();
+        let row = refresh_token::Entity::find_by_id(jti.clone())
+            .all(db)
+            .await
+            .unwrap()
+            .pop()
+            .expect("the refresh token");
+        (won, row.used_at.is_some())
+    };
+    app.confirmed_user(ADA, PASSWORD).await;
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let tokens = login_ok(&app, ADA, PASSWORD).await;
+        let jti = text(&claims(text(&tokens["refresh_token"]))["jti"]).to_string();
+        let session = uuid::Uuid::parse_str(text(&claims(text(&tokens["id_token"]))["origin_jti"]))
+            .expect("origin_jti names the session");
+        sessions.push((jti, session));
+    }
+    let [live, revoked, expired, disabled] = sessions.try_into().expect("four sessions");
+
+    assert_eq!(use_token(live.0.clone(), live.1).await, (true, true));
+    assert_eq!(
+        use_token(live.0, live.1).await,
+        (false, true),
+        "already used"
+    );
+
+    store::sessions::revoke(db, revoked.1, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(use_token(revoked.0, revoked.1).await, (false, false));
+
+    let mut row: session::ActiveModel = session::Entity::find_by_id(expired.1)
+        .all(db)
+        .await
+        .unwrap()
+        .pop()
+        .expect("the session")
+        .into();
+    row.expires_at = Set(Utc::now() - TimeDelta::seconds(1));
+    row.update(db).await.unwrap();
+    assert_eq!(use_token(expired.0, expired.1).await, (false, false));
+
+    disable(&app, ADA).await;
+    assert_eq!(use_token(disabled.0, disabled.1).await, (false, false));
 }
 
 // --- Sign-out -----------------------------------------------------------------------------------
