@@ -795,7 +795,7 @@ fn print_report(
     println!(
         "- Raw argon2id (the argon2 crate, same parameters, one verification = one hash, 19 MiB \
          kept per thread): {:.1} hashes/s on {cores} cores, {:.1} on one core; with a fresh \
-         allocation per call as authpool's hasher does today: {:.1}/s on {cores} cores",
+         allocation per call instead: {:.1}/s on {cores} cores",
         results.argon2_all_cores, results.argon2_one_core, results.argon2_all_cores_per_call
     );
     println!(
