@@ -104,7 +104,7 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshE
         super::tokens::issue(&txn, user, session, now).await?
     } else {
         match rotate_locked(state, &txn, &claims, now).await? {
-            Rotation::Issued(issued) => issued,
+            Rotation::Issued(issued) => *issued,
             // Dropped: rolled back, the token stays unused.
             Rotation::Refused => return Err(RefreshError::NotAuthorized),
             Rotation::Reused(session) => {
@@ -136,7 +136,7 @@ async fn presented(
 
 /// What [`rotate_locked`] decided.
 enum Rotation {
-    Issued(Issued),
+    Issued(Box<Issued>),
     /// Nothing to commit.
     Refused,
     /// Reuse: the session was revoked, to be committed.
@@ -170,7 +170,7 @@ async fn rotate_locked(
         return Ok(Rotation::Refused);
     }
     let issued = super::tokens::issue(txn, user, session, now).await?;
-    Ok(Rotation::Issued(issued))
+    Ok(Rotation::Issued(Box::new(issued)))
 }
 
 /// Revokes the caller's session, or all of the user's sessions.
