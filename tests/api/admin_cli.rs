@@ -17,9 +17,9 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::{
-    binary::{KillOnDrop, authpool, wait_until_live},
     db::TestDb,
     helpers::PASSWORD,
+    process::{KillOnDrop, authpool, wait_until_live},
     smtp::{Mail, free_port},
 };
 

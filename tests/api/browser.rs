@@ -12,10 +12,10 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::{
-    binary::{KillOnDrop, authpool, wait_until_live},
     db::TestDb,
     helpers::{PASSWORD, TestApp, assert_error, json},
     login::{cookie, header, set_cookies},
+    process::{KillOnDrop, authpool, wait_until_live},
     smtp::free_port,
 };
 

@@ -15,8 +15,8 @@ use std::{
 };
 
 use crate::{
-    binary::{KillOnDrop, authpool, wait_until_live},
     db::TestDb,
+    process::{KillOnDrop, authpool, wait_until_live},
     smtp::{free_port, tools_dir},
 };
 

@@ -9,9 +9,9 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
-    binary::{authpool, wait_for_exit, wait_until_live},
     db::TestDb,
     helpers::PASSWORD,
+    process::{authpool, wait_for_exit, wait_until_live},
     smtp::{Mail, SmtpServer, free_port},
 };
 
@@ -172,6 +172,6 @@ async fn register_confirm_by_link_login_refresh_reset_login() {
         .await;
     assert_eq!(new.status(), 200);
 
-    crate::binary::sigterm(&server.child);
+    crate::process::sigterm(&server.child);
     assert_eq!(wait_for_exit(&mut server.child).await.code(), Some(0));
 }

@@ -12,9 +12,9 @@ use sea_orm::{
 };
 
 use crate::{
-    binary::{KillOnDrop, authpool, wait_until_live},
     db::TestDb,
     helpers::{PASSWORD, TestApp, json},
+    process::{KillOnDrop, authpool, wait_until_live},
     smtp::free_port,
 };
 

@@ -17,8 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    binary::{KillOnDrop, authpool, wait_for_exit, wait_until_live},
     db::TestDb,
+    process::{KillOnDrop, authpool, wait_for_exit, wait_until_live},
     smtp::{Mail, SmtpServer, free_port, tools_dir},
 };
 
@@ -593,7 +593,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     assert_eq!(answer.headers["x-request-id"], CLIENT_REQUEST_ID);
 
     // --- stop, then search everything the process wrote ---------------------------------------
-    crate::binary::sigterm(&server);
+    crate::process::sigterm(&server);
     assert_eq!(wait_for_exit(&mut server).await.code(), Some(0));
     let stdout = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap();
     let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();

@@ -24,6 +24,7 @@ mod metrics;
 mod newsletter;
 mod openapi;
 mod passwords;
+mod process;
 mod sessions;
 mod signup;
 mod smtp;
