@@ -5,7 +5,7 @@ use entity::{refresh_token, session, user};
 use sea_orm::{ConnectionTrait, DbErr, prelude::Uuid};
 
 use super::{
-    Infra, UserStatus,
+    Infra, UserStatus, subscribe,
     tokens::{Issued, SignedIn},
 };
 use crate::{
@@ -20,6 +20,8 @@ pub struct Authenticated {
     pub claims: BearerClaims,
     pub session: session::Model,
     pub user: user::Model,
+    /// Whether the user is on the newsletter list, read with the session (the account shows it).
+    pub subscribed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +51,19 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated
         return Err(AuthError::NotAuthorized);
     };
     let now = Utc::now();
-    let (session, user) = store::sessions::with_user(&state.db, session_id)
+    let found = store::sessions::with_user(&state.db, session_id, subscribe::SUBSCRIBED)
         .await?
-        .filter(|(s, u)| live(s, now) && s.uid == uid && UserStatus::of(u) != UserStatus::Disabled)
+        .filter(|f| {
+            live(&f.session, now)
+                && f.session.uid == uid
+                && UserStatus::of(&f.user) != UserStatus::Disabled
+        })
         .ok_or(AuthError::NotAuthorized)?;
     Ok(Authenticated {
         claims,
-        session,
-        user,
+        session: found.session,
+        user: found.user,
+        subscribed: found.subscribed,
     })
 }
 
@@ -128,10 +135,10 @@ async fn presented(
     let Some(row) = store::sessions::refresh_token(db, &claims.jti).await? else {
         return Ok(None);
     };
-    let found = store::sessions::with_user(db, row.session_id)
+    let found = store::sessions::with_user(db, row.session_id, subscribe::SUBSCRIBED)
         .await?
-        .filter(|(s, _)| live(s, now) && s.uid.to_string() == claims.sub);
-    Ok(found.map(|(session, user)| (row, session, user)))
+        .filter(|f| live(&f.session, now) && f.session.uid.to_string() == claims.sub);
+    Ok(found.map(|f| (row, f.session, f.user)))
 }
 
 /// What [`rotate_locked`] decided.

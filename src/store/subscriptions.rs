@@ -1,13 +1,13 @@
 //! Queries on the local newsletter list.
 
 use chrono::{DateTime, Utc};
-use entity::subscription;
+use entity::{subscription, user};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
     prelude::{Expr, Uuid},
-    sea_query::{OnConflict, Query},
+    sea_query::{ExprTrait, OnConflict, Query, SelectStatement},
 };
 
 /// Records a subscription, or renews the existing one for the same (lower-cased) email: the
@@ -90,24 +90,45 @@ pub async fn exists_for(
     email_key: &str,
     status: &str,
 ) -> Result<bool, DbErr> {
-    let matching = subscription::Entity::find()
-        .select_only()
-        .column(subscription::Column::EmailKey)
-        .filter(subscription::Column::Status.eq(status))
-        .filter(
-            Condition::any()
-                .add(subscription::Column::Uid.eq(uid))
-                .add(subscription::Column::EmailKey.eq(email_key)),
-        )
-        .into_query();
+    let matching = listing(status, Expr::value(uid), Expr::value(email_key));
     // `SELECT EXISTS (…)`, not `.one()`: its bound `LIMIT ?` makes SQLite re-prepare the
-    // statement on every execution (see `store::by_key`), and this runs on every account read.
+    // statement on every execution (see `store::by_key`).
     let query = Query::select().expr(Expr::exists(matching)).to_owned();
     let row = db.query_one(&query).await?;
     Ok(row
         .map(|r| r.try_get_by_index::<bool>(0))
         .transpose()?
         .unwrap_or(false))
+}
+
+/// `EXISTS (…)` for a query on `users`: whether a subscription with this status exists for that
+/// row's account or its email, so a user is read with the flag in one statement.
+pub fn exists_for_user_row(status: &str) -> Expr {
+    Expr::exists(listing(
+        status,
+        Expr::col((user::Entity, user::Column::Uid)),
+        Expr::col((user::Entity, user::Column::EmailKey)),
+    ))
+}
+
+/// The subscriptions with this status of an account or of an email.
+fn listing(status: &str, uid: Expr, email_key: Expr) -> SelectStatement {
+    subscription::Entity::find()
+        .select_only()
+        .column(subscription::Column::EmailKey)
+        .filter(subscription::Column::Status.eq(status))
+        .filter(
+            Condition::any()
+                .add(ExprTrait::eq(
+                    Expr::col((subscription::Entity, subscription::Column::Uid)),
+                    uid,
+                ))
+                .add(ExprTrait::eq(
+                    Expr::col((subscription::Entity, subscription::Column::EmailKey)),
+                    email_key,
+                )),
+        )
+        .into_query()
 }
 
 /// Up to `limit` subscriptions in `email_key` order, after the given key: pages for an export
