@@ -6,7 +6,7 @@
 //! finds the row by primary key and compares one hash in constant time — no scan, no argon2
 //! (SHA-256 is enough for a secret with this much entropy).
 
-use chrono::Utc;
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use entity::api_token;
 use sea_orm::{ActiveValue::Set, prelude::Uuid};
 
@@ -230,12 +230,36 @@ pub async fn introspect(
             Some(true)
         }
     };
-    store::api_tokens::touch(&state.db, &row.key, Utc::now()).await?;
+    record_use(state, &row, Utc::now()).await?;
     Ok(Introspection::Active {
         uid: row.uid,
         key: row.key,
         host_allowed,
     })
+}
+
+/// How stale `last_used_at` may get. Introspection is a read that apps call on every request
+/// they serve; writing the time on each call would make every one a database write, queued
+/// behind SQLite's single writer. To the minute is what an owner reviewing tokens needs.
+pub const LAST_USED_PRECISION: TimeDelta = TimeDelta::seconds(60);
+
+/// Records that the token answered active, unless that was recorded less than
+/// [`LAST_USED_PRECISION`] ago.
+async fn record_use(
+    state: &AppState,
+    row: &api_token::Model,
+    now: DateTime<Utc>,
+) -> Result<(), Infra> {
+    if row
+        .last_used_at
+        .is_some_and(|at| now - at < LAST_USED_PRECISION)
+    {
+        return Ok(());
+    }
+    let txn = store::begin_write(&state.db).await?;
+    store::api_tokens::touch(&txn, &row.key, now).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// A new key and the whole token that embeds it.

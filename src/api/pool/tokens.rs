@@ -40,7 +40,8 @@ pub struct ApiToken {
     /// Whether the token works. An inactive token introspects as `{"active": false}`.
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
-    /// When introspection last answered `active: true` for this token; null if never.
+    /// When introspection last answered `active: true` for this token, to the minute (a use
+    /// less than 60 s after the recorded one is not written again); null if never.
     #[oai(nullable)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
@@ -522,7 +523,8 @@ impl ApiTokensApi {
     /// of the owner's allowed hosts. Anything else — an inactive, deleted, unknown or malformed
     /// token, a disabled owner, or a `host` that is not allowed or does not parse — answers
     /// exactly `{"active": false}`. Fast (one indexed lookup and a SHA-256, no password
-    /// hashing); each active answer updates the token's `last_used_at`. Tokens are independent
+    /// hashing); an active answer updates the token's `last_used_at` when the recorded time is a
+    /// minute old or more. Tokens are independent
     /// of sign-in sessions: signing out does not affect them.
     #[oai(
         path = "/api/api-tokens/introspect",
