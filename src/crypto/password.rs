@@ -7,6 +7,11 @@
 //! jobs may wait; past that the caller gets [`HashError::Busy`] at once (503 with
 //! `Retry-After`) rather than memory growing without bound.
 //!
+//! A job that has waited [`MAX_QUEUE_WAIT`] in the queue is refused with [`HashError::Busy`]
+//! instead of being computed: the hashing threads run at the lowest CPU priority (see
+//! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy the queue
+//! drains slowly, and a client is better told to come back than left waiting past its timeout.
+//!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits), then runs its
 //! job with it. Taking the admission before any other work (a sign-in's database queries) lets a
 //! saturated pool refuse cheaply; the refusal depends on the pool only, never on the account.
@@ -18,6 +23,7 @@ use std::{
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use argon2::{
@@ -63,9 +69,15 @@ struct Inner {
     dummy_hash: String,
 }
 
+/// The longest a job waits in the queue before it is refused rather than computed: well under
+/// the 5–30 s after which HTTP clients commonly give up.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
 /// What the hashing threads share with the callers.
 struct Shared {
     params: Params,
+    /// [`MAX_QUEUE_WAIT`], shorter in tests.
+    max_wait: Duration,
     queue: Mutex<Queue>,
     /// Signalled when a job is queued or the pool closes.
     ready: Condvar,
@@ -73,7 +85,7 @@ struct Shared {
     admitted: AtomicUsize,
     /// Jobs being computed now (metrics).
     running: AtomicUsize,
-    /// Admissions refused with `Busy` (metrics).
+    /// Admissions refused with `Busy`, and jobs refused after waiting too long (metrics).
     rejected: AtomicU64,
 }
 
@@ -103,6 +115,7 @@ pub struct Admission {
 struct Job {
     slot: Slot,
     task: Box<dyn Task>,
+    queued_at: Instant,
 }
 
 /// A job's work and the way back to its caller.
@@ -111,11 +124,13 @@ trait Task: Send {
     fn abandoned(&self) -> bool;
     /// Computes, drops `done` (freeing the slot and the running count), then answers.
     fn run(self: Box<Self>, params: &Params, memory: &mut Memory, done: Done<'_>);
+    /// Answers with an error instead of computing.
+    fn refuse(self: Box<Self>, error: HashError);
 }
 
 struct Pending<T, F> {
     work: F,
-    reply: oneshot::Sender<T>,
+    reply: oneshot::Sender<Result<T, HashError>>,
 }
 
 impl<T, F> Task for Pending<T, F>
@@ -132,7 +147,11 @@ where
         // Counted free before the caller hears back, so that a caller who got its answer can be
         // admitted again at once (and the metrics it reads show the job ended).
         drop(done);
-        let _ = self.reply.send(output);
+        let _ = self.reply.send(Ok(output));
+    }
+
+    fn refuse(self: Box<Self>, error: HashError) {
+        let _ = self.reply.send(Err(error));
     }
 }
 
@@ -150,6 +169,10 @@ impl Drop for Done<'_> {
 
 impl Hasher {
     pub fn new(settings: &Argon2Settings) -> Result<Self, HashError> {
+        Self::with_max_wait(settings, MAX_QUEUE_WAIT)
+    }
+
+    fn with_max_wait(settings: &Argon2Settings, max_wait: Duration) -> Result<Self, HashError> {
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -165,6 +188,7 @@ impl Hasher {
         let concurrency = settings.concurrency.max(1);
         let shared = Arc::new(Shared {
             params,
+            max_wait,
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 closed: false,
@@ -291,10 +315,11 @@ impl Admission {
         hasher.inner.shared.submit(Job {
             slot,
             task: Box::new(Pending { work, reply }),
+            queued_at: Instant::now(),
         });
         result
             .await
-            .map_err(|_| HashError::Internal("the hashing thread failed".into()))
+            .map_err(|_| HashError::Internal("the hashing thread failed".into()))?
     }
 }
 
@@ -329,10 +354,22 @@ impl Shared {
 
     /// A hashing thread's loop.
     fn work(&self) {
+        lower_this_threads_priority();
         let mut memory = Memory::new(self.params.block_count());
-        while let Some(Job { slot, task }) = self.next() {
+        while let Some(Job {
+            slot,
+            task,
+            queued_at,
+        }) = self.next()
+        {
             if task.abandoned() {
                 // Dropping the job frees its slot; no answer is due to anyone.
+                continue;
+            }
+            if queued_at.elapsed() > self.max_wait {
+                drop(slot);
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                task.refuse(HashError::Busy);
                 continue;
             }
             self.running.fetch_add(1, Ordering::AcqRel);
@@ -345,6 +382,22 @@ impl Shared {
                 task.run(&self.params, &mut memory, done)
             }));
         }
+    }
+}
+
+/// Runs the calling thread at the lowest CPU priority (nice 19). Hashing keeps every core busy
+/// under a sign-in flood; at the workers' priority it would take the cores from requests that
+/// need microseconds (an authenticated GET waited behind whole argon2 jobs: p99 above 50 ms in
+/// the load benchmark). At nice 19 the scheduler runs those first and gives hashing all the time
+/// left over, so sign-in throughput is unchanged when nothing else is waiting. Best effort: a
+/// system that refuses leaves the priority as it was.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread, with no pointers. On Linux, nice values
+    // are per thread: `PRIO_PROCESS` with a thread id changes only that thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 
@@ -492,6 +545,24 @@ mod tests {
             concurrency,
             queue,
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowering_the_priority_changes_only_the_calling_thread() {
+        fn own_nice() -> i32 {
+            // SAFETY: reads the calling thread's nice value; no pointers.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        }
+        let before = own_nice();
+        let lowered = std::thread::spawn(|| {
+            lower_this_threads_priority();
+            own_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, 19);
+        assert_eq!(own_nice(), before, "the caller's thread keeps its priority");
     }
 
     /// Polls the condition until it holds, failing after ten seconds.
@@ -680,6 +751,30 @@ mod tests {
         assert!(waiting.await.unwrap().is_ok());
         assert_eq!(hasher.in_flight(), 0);
         assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
+        assert!(hasher.hash("admitted again").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waited_too_long_is_refused_not_computed() {
+        let max_wait = Duration::from_millis(20);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 1), max_wait).unwrap();
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
+        let queued_at = Instant::now();
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash("waits too long").await })
+        };
+        wait_until("the second job waits", || hasher.waiting() == 1).await;
+        // The time it waits is the point here: the first job holds the only thread past it.
+        wait_until("the wait is over", || queued_at.elapsed() > max_wait * 2).await;
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+
+        assert!(matches!(waiting.await.unwrap(), Err(HashError::Busy)));
+        assert_eq!(hasher.rejected(), 1);
+        assert_eq!(hasher.in_flight(), 0);
+        // A job that does not wait is computed.
         assert!(hasher.hash("admitted again").await.is_ok());
     }
 
