@@ -29,7 +29,8 @@ pub struct Conn {
 pub enum Outcome {
     Reply {
         status: StatusCode,
-        retry_after: bool,
+        /// The `Retry-After` header, in seconds, when present and numeric.
+        retry_after: Option<u64>,
         body: Bytes,
     },
     Timeout,
@@ -81,7 +82,10 @@ impl Conn {
                 .to_bytes();
             Ok::<_, String>(Outcome::Reply {
                 status: parts.status,
-                retry_after: parts.headers.contains_key(header::RETRY_AFTER),
+                retry_after: parts
+                    .headers
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse().ok()),
                 body,
             })
         };
@@ -128,6 +132,9 @@ pub enum Job {
         users: u64,
         password: String,
         rng: u64,
+        /// On 503, wait as `Retry-After` says before the next attempt, as a client SDK backs
+        /// off; otherwise retry at once (a hostile flood).
+        polite: bool,
     },
     /// `GET /api/account` with a bearer access token.
     Get { access_token: String },
@@ -136,12 +143,21 @@ pub enum Job {
 }
 
 impl Job {
-    pub fn login(users: u64, password: &str, seed: u64) -> Self {
+    pub fn login(users: u64, password: &str, seed: u64, polite: bool) -> Self {
         Self::Login {
             users,
             password: password.to_string(),
             // xorshift must not start at zero.
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            polite,
+        }
+    }
+
+    /// How long to wait before the next request after a 503 with this `Retry-After`.
+    fn back_off(&self, retry_after: Option<u64>) -> Option<Duration> {
+        match self {
+            Self::Login { polite: true, .. } => retry_after.map(Duration::from_secs),
+            _ => None,
         }
     }
 
@@ -151,6 +167,7 @@ impl Job {
                 users,
                 password,
                 rng,
+                ..
             } => {
                 *rng ^= *rng << 13;
                 *rng ^= *rng >> 7;
@@ -279,7 +296,11 @@ async fn worker(mut conn: Conn, mut job: Job, deadline: Instant) -> (Job, Stats)
             } => {
                 stats.busy_latency_us.push(micros);
                 stats.busy_in_window += u64::from(in_window);
-                stats.busy_with_retry_after += u64::from(retry_after);
+                stats.busy_with_retry_after += u64::from(retry_after.is_some());
+                if let Some(wait) = job.back_off(retry_after) {
+                    let until = (Instant::now() + wait).min(deadline);
+                    tokio::time::sleep_until(until.into()).await;
+                }
             }
             Outcome::Reply { status, body, .. } => {
                 stats.errors += 1;
