@@ -38,16 +38,39 @@ pub async fn locked_for(
         .map(|until| until - now))
 }
 
-/// Counts a failure inside the caller's write transaction and returns the new count.
+/// [`locked_for`] read again inside the caller's write transaction, with the counter locked
+/// until it ends (PostgreSQL; SQLite write transactions are exclusive). The check made before
+/// verifying a password is not enough: parallel attempts, on this replica or another, all pass
+/// it before any of their failures is committed, so a burst of guesses would all be answered,
+/// the right one included. Under the lock, those that come after the locking failure are
+/// refused instead, whatever the password.
+pub async fn locked_for_update(
+    db: &impl ConnectionTrait,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<TimeDelta>, DbErr> {
+    Ok(store::login_failures::for_update(db, key)
+        .await?
+        .and_then(|row| row.locked_until)
+        .filter(|until| *until > now)
+        .map(|until| until - now))
+}
+
+/// Counts a failure inside the caller's write transaction and returns the new count; or, when
+/// sign-in is locked by now (failures of parallel attempts committed since the caller's first
+/// check, see [`locked_for_update`]), counts nothing and returns how long the lock lasts.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
     key: &str,
     now: DateTime<Utc>,
-) -> Result<i32, DbErr> {
+) -> Result<Result<i32, TimeDelta>, DbErr> {
     store::login_failures::ensure(db, key, now).await?;
     let row = store::login_failures::for_update(db, key)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("login failure row".into()))?;
+    if let Some(until) = row.locked_until.filter(|until| *until > now) {
+        return Ok(Err(until - now));
+    }
     let count = if now - row.last_failure_at > FORGET_AFTER {
         1
     } else {
@@ -64,7 +87,7 @@ pub async fn record_failure(
         },
     )
     .await?;
-    Ok(count)
+    Ok(Ok(count))
 }
 
 pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {

@@ -61,11 +61,15 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
     let user = match user {
         Some(user) if verified.matches => user,
         _ => {
-            lockout::record_failure(&txn, &key, now).await?;
+            let counted = lockout::record_failure(&txn, &key, now).await?;
             txn.commit().await?;
-            return Err(LoginError::NotAuthorized);
+            return Err(counted.map_or_else(LoginError::LockedOut, |_| LoginError::NotAuthorized));
         }
     };
+    // Locked by parallel attempts since the check above: the right password is refused too.
+    if let Some(wait) = lockout::locked_for_update(&txn, &key, now).await? {
+        return Err(LoginError::LockedOut(wait));
+    }
     match UserStatus::of(&user) {
         UserStatus::Disabled => return Err(LoginError::UserDisabled),
         UserStatus::Unconfirmed => return Err(LoginError::UserNotConfirmed),

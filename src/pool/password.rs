@@ -48,13 +48,19 @@ pub async fn change(
         .map_err(Infra::from)?;
     if !verified.matches {
         let txn = store::begin_write(&state.db).await?;
-        lockout::record_failure(&txn, &lock_key, Utc::now()).await?;
+        let counted = lockout::record_failure(&txn, &lock_key, Utc::now()).await?;
         txn.commit().await?;
-        return Err(ChangePasswordError::WrongOldPassword);
+        return Err(counted.map_or_else(ChangePasswordError::LockedOut, |_| {
+            ChangePasswordError::WrongOldPassword
+        }));
     }
     let hash = state.hasher.hash(new.expose()).await.map_err(Infra::from)?;
     let now = Utc::now();
     let txn = store::begin_write(&state.db).await?;
+    // Locked by parallel wrong guesses since the check above: refused like them.
+    if let Some(wait) = lockout::locked_for_update(&txn, &lock_key, now).await? {
+        return Err(ChangePasswordError::LockedOut(wait));
+    }
     store::users::set_password_hash(&txn, caller.user.uid, hash, now, true).await?;
     store::sessions::revoke_all(&txn, caller.user.uid, Some(caller.session.id), now).await?;
     lockout::clear(&txn, &lock_key).await?;
