@@ -27,9 +27,14 @@ impl SmtpServer {
     /// Starts a server on a free loopback port and waits (up to 30 s) until it accepts
     /// connections.
     pub fn start() -> SmtpServer {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on this loopback port, e.g. where an earlier one stopped (an SMTP outage
+    /// that ends), with an empty maildir of its own.
+    pub fn start_on(port: u16) -> SmtpServer {
         let python_path = aiosmtpd_path();
         let folder = tempfile::tempdir().expect("temp dir for the maildir");
-        let port = free_port();
         let mut command = Command::new("python3");
         command
             .args(["-m", "aiosmtpd", "-n", "-l"])
