@@ -16,7 +16,7 @@ use crate::{
     housekeeping,
     mail::Mailer,
     state::AppState,
-    store,
+    store::{self, database::SetupLock},
 };
 
 /// How often each process re-reads the signing keys, to follow rotations made elsewhere.
@@ -48,18 +48,32 @@ pub enum StartupError {
 
 /// Connects to the database and brings its schema up to date.
 pub async fn open_database(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    let (db, setup) = open_database_for_setup(settings).await?;
+    setup.release().await.map_err(StartupError::Database)?;
+    Ok(db)
+}
+
+/// [`open_database`], still holding the setup lock for more first-start work.
+async fn open_database_for_setup(
+    settings: &Settings,
+) -> Result<(DatabaseConnection, SetupLock), StartupError> {
     let db = store::database::connect(settings.database_url.expose())
+        .await
+        .map_err(StartupError::Database)?;
+    let setup = store::database::setup_lock(&db)
         .await
         .map_err(StartupError::Database)?;
     store::database::migrate(&db)
         .await
         .map_err(StartupError::Database)?;
-    Ok(db)
+    Ok((db, setup))
 }
 
 /// Everything request handlers share: database, client id, keys, mailer.
 pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
-    let db = open_database(&settings).await?;
+    // The client id and the first signing key are made under the setup lock too: replicas
+    // starting together on an empty database must end up with one of each.
+    let (db, setup) = open_database_for_setup(&settings).await?;
     let client_id =
         store::clients::ensure_client_id(&db, settings.client_id.as_deref(), generate_client_id)
             .await
@@ -74,6 +88,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     )
     .await
     .map_err(StartupError::Database)?;
+    setup.release().await.map_err(StartupError::Database)?;
     let mail = Mailer::new(&settings.mail)?;
     let hasher = Hasher::new(&settings.argon2).map_err(StartupError::Hasher)?;
     Ok(AppState {

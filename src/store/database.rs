@@ -4,7 +4,8 @@ use std::{path::Path, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, Statement, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -51,6 +52,40 @@ fn max_connections(sqlite: bool) -> u32 {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
+}
+
+/// Held while a process sets the database up (migrations, the first signing key, the client
+/// id): replicas started at the same moment on an empty PostgreSQL database take turns instead
+/// of racing (one would fail creating a table the other had just made, and each would make a
+/// signing key of its own). A transaction-scoped advisory lock, so a process that dies holding
+/// it releases it with its connection. SQLite needs none: its writers already take turns.
+pub struct SetupLock(Option<DatabaseTransaction>);
+
+/// The advisory lock's key: "authpool" in ASCII.
+const SETUP_LOCK_KEY: i64 = 0x6175_7468_706f_6f6c;
+
+/// Waits for the setup lock (see [`SetupLock`]).
+pub async fn setup_lock(db: &DatabaseConnection) -> Result<SetupLock, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(SetupLock(None));
+    }
+    let txn = db.begin().await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [SETUP_LOCK_KEY.into()],
+    ))
+    .await?;
+    Ok(SetupLock(Some(txn)))
+}
+
+impl SetupLock {
+    pub async fn release(self) -> Result<(), DbErr> {
+        match self.0 {
+            Some(txn) => txn.commit().await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs every pending migration.

@@ -256,6 +256,20 @@ impl Cluster {
     /// Starts `replicas` servers on `db`, one after the other: the first creates the schema,
     /// the signing key and the client id, and the others find them, as in a rolling start.
     pub async fn start(db: TestDb, replicas: usize, extra: &[(&str, &str)]) -> Cluster {
+        Self::launch(db, replicas, extra, false).await
+    }
+
+    /// Starts `replicas` servers on `db` all at the same moment, as an orchestrator does.
+    pub async fn start_together(db: TestDb, replicas: usize) -> Cluster {
+        Self::launch(db, replicas, &[], true).await
+    }
+
+    async fn launch(
+        db: TestDb,
+        replicas: usize,
+        extra: &[(&str, &str)],
+        together: bool,
+    ) -> Cluster {
         let slot = SLOTS
             .acquire()
             .await
@@ -267,12 +281,19 @@ impl Cluster {
             .timeout(DEADLINE)
             .build()
             .expect("an HTTP client");
-        let mut servers = Vec::with_capacity(replicas);
-        for i in 0..replicas {
-            let name = char::from(b'A' + u8::try_from(i).expect("a few replicas")).to_string();
+        let names: Vec<String> = (0..replicas)
+            .map(|i| char::from(b'A' + u8::try_from(i).expect("a few replicas")).to_string())
+            .collect();
+        let start = |name| Server::start(name, &db.url, smtp.port(), dir.path(), extra, &http);
+        let servers = if together {
+            futures_util::future::join_all(names.iter().map(String::as_str).map(start)).await
+        } else {
+            let mut servers = Vec::with_capacity(replicas);
+            for name in &names {
+                servers.push(start(name).await);
+            }
             servers
-                .push(Server::start(&name, &db.url, smtp.port(), dir.path(), extra, &http).await);
-        }
+        };
         let conn = Database::connect(&db.url)
             .await
             .expect("connect to the test database");

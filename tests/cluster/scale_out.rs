@@ -19,6 +19,11 @@ use crate::{
 
 /// Two replicas, A (`cluster[0]`) and B (`cluster[1]`), on a fresh PostgreSQL database.
 async fn two_replicas() -> Cluster {
+    Cluster::start(postgres_db().await, 2, &[]).await
+}
+
+/// A fresh PostgreSQL database.
+async fn postgres_db() -> TestDb {
     let url = std::env::var("AUTHPOOL_TEST_DATABASE_URL").unwrap_or_default();
     assert!(
         url.starts_with("postgres"),
@@ -26,7 +31,29 @@ async fn two_replicas() -> Cluster {
          AUTHPOOL_TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB (a user that may create \
          databases), as .ci/run does"
     );
-    Cluster::start(TestDb::new().await, 2, &[]).await
+    TestDb::new().await
+}
+
+#[tokio::test]
+#[ignore = "process-level: run by .ci/run"]
+async fn replicas_started_together_on_an_empty_database_set_it_up_once() {
+    // Without the setup lock, one of them failed creating a table the other had just created,
+    // and each made a signing key of its own.
+    let cluster = Cluster::start_together(postgres_db().await, 3).await;
+    let keys = entity::signing_key::Entity::find()
+        .all(cluster.db())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "one signing key: {keys:?}");
+    let first = jwks(&cluster, 0).await.body;
+    for replica in 1..3 {
+        assert_eq!(jwks(&cluster, replica).await.body, first);
+    }
+    let clients = entity::client::Entity::find()
+        .all(cluster.db())
+        .await
+        .unwrap();
+    assert_eq!(clients.len(), 1, "one client id: {clients:?}");
 }
 
 #[tokio::test]
