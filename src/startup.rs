@@ -93,6 +93,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     let hasher = Hasher::new(&settings.argon2).map_err(StartupError::Hasher)?;
     Ok(AppState {
         settings: Arc::new(settings),
+        reads: store::reads::Reads::new(&db),
         db,
         client_id: client_id.into(),
         keys,

@@ -9,6 +9,7 @@ use crate::{
     crypto::{keys::KeyStore, password::Hasher},
     mail::Mailer,
     metrics::Metrics,
+    store::reads::Reads,
 };
 
 /// Cheap to clone: everything inside is shared.
@@ -16,6 +17,8 @@ use crate::{
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
+    /// The same database, for the read that authenticates each request (see `store::reads`).
+    pub reads: Reads,
     /// The app client id: `aud` of id tokens, `client_id` of access tokens.
     pub client_id: Arc<str>,
     pub keys: Arc<KeyStore>,

@@ -5,7 +5,7 @@ use entity::{refresh_token, session, user};
 use sea_orm::{ConnectionTrait, DbErr, prelude::Uuid};
 
 use super::{
-    Infra, UserStatus, subscribe,
+    Infra, UserStatus,
     tokens::{Issued, SignedIn},
 };
 use crate::{
@@ -51,7 +51,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated
         return Err(AuthError::NotAuthorized);
     };
     let now = Utc::now();
-    let found = store::sessions::with_user(&state.db, session_id, subscribe::SUBSCRIBED)
+    let found = store::sessions::with_user(&state.reads, session_id)
         .await?
         .filter(|f| {
             live(&f.session, now)
@@ -135,7 +135,7 @@ async fn presented(
     let Some(row) = store::sessions::refresh_token(db, &claims.jti).await? else {
         return Ok(None);
     };
-    let found = store::sessions::with_user(db, row.session_id, subscribe::SUBSCRIBED)
+    let found = store::sessions::with_user(db, row.session_id)
         .await?
         .filter(|f| live(&f.session, now) && f.session.uid.to_string() == claims.sub);
     Ok(found.map(|f| (row, f.session, f.user)))

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The local status of a subscription.
-pub const SUBSCRIBED: &str = "subscribed";
+pub use store::subscriptions::SUBSCRIBED;
 
 /// `remote_status`: the outcome at Mailchimp (none when Mailchimp is not configured).
 pub mod remote {

@@ -50,8 +50,13 @@ fn max_connections(sqlite: bool) -> u32 {
     if !sqlite {
         return 16;
     }
+    u32::try_from(sqlite_connections()).unwrap_or(16)
+}
+
+/// How many connections a SQLite pool holds (see [`max_connections`]).
+pub(crate) fn sqlite_connections() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
+    (cores * 2).clamp(4, 16)
 }
 
 /// Held while a process sets the database up (migrations, the first signing key, the client

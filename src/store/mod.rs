@@ -9,6 +9,7 @@ pub mod database;
 pub mod housekeeping;
 pub mod login_failures;
 pub mod outbox;
+pub mod reads;
 pub mod sessions;
 pub mod signing_keys;
 pub mod subscriptions;

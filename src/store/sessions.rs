@@ -1,10 +1,12 @@
 //! Queries on sessions and their refresh tokens.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryResult, QuerySelect, QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    JoinType, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement, Value,
     prelude::{Expr, Uuid},
 };
 
@@ -43,22 +45,46 @@ impl FromQueryResult for SessionOfUser {
 const SUBSCRIBED_COLUMN: &str = "subscribed";
 
 /// A session with its user: one primary-key lookup joined to the user's row by its primary key,
-/// for authenticating a request, with the user's newsletter flag for listing `status`.
+/// for authenticating a request, with the user's newsletter flag.
 pub async fn with_user(
     db: &impl ConnectionTrait,
     id: Uuid,
-    listing_status: &str,
 ) -> Result<Option<SessionOfUser>, DbErr> {
-    let query = session::Entity::find_by_id(id)
-        .join(JoinType::InnerJoin, owner())
-        .select_also(user::Entity)
-        .expr_as(
-            super::subscriptions::exists_for_user_row(listing_status),
-            SUBSCRIBED_COLUMN,
-        );
-    let statement = db.get_database_backend().build(&query.into_query());
+    let statement = authenticating(db.get_database_backend(), id);
     let rows = SessionOfUser::find_by_statement(statement).all(db).await?;
     Ok(rows.into_iter().next())
+}
+
+/// The statement of [`with_user`]. It runs before every authenticated request, and building it
+/// (some fifty columns, a join and a subquery) cost more than SQLite took to run it: it is built
+/// once per backend, and only the session id changes.
+fn authenticating(backend: DbBackend, id: Uuid) -> Statement {
+    static BUILT: [OnceLock<Statement>; 2] = [OnceLock::new(), OnceLock::new()];
+    let build = |id: Uuid| {
+        let query = session::Entity::find_by_id(id)
+            .join(JoinType::InnerJoin, owner())
+            .select_also(user::Entity)
+            .expr_as(
+                super::subscriptions::exists_for_user_row(super::subscriptions::SUBSCRIBED),
+                SUBSCRIBED_COLUMN,
+            );
+        backend.build(&query.into_query())
+    };
+    let slot = match backend {
+        DbBackend::Sqlite => &BUILT[0],
+        DbBackend::Postgres => &BUILT[1],
+        _ => return build(id),
+    };
+    // Built with the nil id as a marker for the one value that changes.
+    let mut statement = slot.get_or_init(|| build(Uuid::nil())).clone();
+    if let Some(values) = &mut statement.values {
+        for value in &mut values.0 {
+            if *value == Value::from(Uuid::nil()) {
+                *value = Value::from(id);
+            }
+        }
+    }
+    statement
 }
 
 /// The session → user relation (the entity declares none; the table has the foreign key).
@@ -161,4 +187,33 @@ pub async fn delete_all(db: &impl ConnectionTrait, uid: Uuid) -> Result<u64, DbE
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DbBackend, Value, prelude::Uuid};
+
+    use super::authenticating;
+
+    #[test]
+    fn the_built_statement_carries_each_calls_session_id() {
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+            let first = authenticating(backend, a);
+            let second = authenticating(backend, b);
+            assert_eq!(first.sql, second.sql);
+            let ids = |s: &sea_orm::Statement| {
+                s.values
+                    .as_ref()
+                    .unwrap()
+                    .0
+                    .iter()
+                    .filter(|v| matches!(v, Value::Uuid(_)))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&first), vec![Value::from(a)]);
+            assert_eq!(ids(&second), vec![Value::from(b)]);
+        }
+    }
 }

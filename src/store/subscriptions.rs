@@ -101,6 +101,9 @@ pub async fn exists_for(
         .unwrap_or(false))
 }
 
+/// The local status of a subscription (the only one so far).
+pub const SUBSCRIBED: &str = "subscribed";
+
 /// `EXISTS (…)` for a query on `users`: whether a subscription with this status exists for that
 /// row's account or its email, so a user is read with the flag in one statement.
 pub fn exists_for_user_row(status: &str) -> Expr {
