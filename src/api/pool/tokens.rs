@@ -446,6 +446,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
     ) -> Result<Json<ApiToken>, ReadErrors> {
         let row = api_tokens::read(&state, &caller.0, &key).await?;
@@ -467,6 +468,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
         body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
@@ -488,6 +490,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
         body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
@@ -507,6 +510,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
     ) -> Result<Json<Detail>, ReadErrors> {
         api_tokens::delete(&state, &caller.0, &key).await?;
