@@ -42,8 +42,9 @@ const DESCRIPTION: &str = "The same fields as JSON, as a form \
 `...Multipart` schemas differ from the JSON one only in that object fields are JSON strings. \
 In form and multipart bodies booleans are `true`/`false` (also `1`/`0`, `on`/`off`, \
 `yes`/`no`) and a blank non-text field is not given; in JSON, `null` for an optional field is \
-not given. The body itself is optional so that generated clients can offer every encoding: \
-an empty body is read as `{}`, and a missing required field is a 400 naming it.";
+not given. No field may contain the NUL character (U+0000), nested values included. The \
+body itself is optional so that generated clients can offer every encoding: an empty body is \
+read as `{}`, and a missing required field is a 400 naming it.";
 
 /// A request body in any of the three encodings, parsed as the JSON schema of `T`.
 pub struct Body<T>(pub T);
@@ -342,8 +343,13 @@ fn property_type<'s>(schema: &'s Value, field: &str) -> Option<&'s str> {
 }
 
 /// Names the fields of an object its schema refuses: required ones missing or null, others of
-/// the wrong type (`null` for an optional field is "not given"). Fields the schema does not know
-/// are ignored. `None` when the object is fine.
+/// the wrong type (`null` for an optional field is "not given") or holding a NUL character
+/// anywhere, nested keys and values included. Fields the schema does not know are ignored.
+/// `None` when the object is fine.
+///
+/// NUL is refused for every field because no text or JSON column of PostgreSQL can hold it (and
+/// a query comparing with it fails), so it would otherwise be a 500 there; no field means
+/// anything with it. Django REST framework refuses it too, with the same sentence.
 fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
     let mut errors = BTreeMap::new();
     let required = schema.get("required").and_then(Value::as_array);
@@ -361,6 +367,11 @@ fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
         };
         if !value.is_null() && !json_type_matches(expected, value) {
             errors.insert(field.clone(), vec![format!("Must be of type {expected}.")]);
+        } else if contains_nul(value) {
+            errors.insert(
+                field.clone(),
+                vec!["Null characters are not allowed.".to_string()],
+            );
         }
     }
     (!errors.is_empty()).then(|| ApiError {
@@ -371,6 +382,18 @@ fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
             "Some fields are missing or invalid; see errors.",
         )
     })
+}
+
+/// Whether a NUL character (U+0000) is in a value, or in any string or key nested in it.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 fn json_type_matches(expected: &str, value: &Value) -> bool {
@@ -471,6 +494,20 @@ mod tests {
         assert_eq!(errors["password"], ["Must be of type string."]);
         assert_eq!(errors["subscribe"], ["Must be of type boolean."]);
         assert_eq!(errors["extra"], ["Must be of type object."]);
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_known_field_is_refused() {
+        let object = |value: Value| value.as_object().unwrap().clone();
+        let nul = json!({"email": "a\u{0}@example.org", "password": "x",
+                         "extra": {"fine": ["a", {"k\u{0}": 1}]}, "unknown\u{0}": "\u{0}"});
+        let errors = explain(&schema(), &object(nul)).unwrap().errors.unwrap();
+        assert_eq!(errors["email"], ["Null characters are not allowed."]);
+        assert_eq!(errors["extra"], ["Null characters are not allowed."]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let value = json!({"extra": {"a": [1, "b\u{0}"]}});
+        assert!(contains_nul(&value));
+        assert!(!contains_nul(&json!({"a": ["\u{1}", 2, null]})));
     }
 
     #[test]
