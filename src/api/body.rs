@@ -41,8 +41,10 @@ const DESCRIPTION: &str = "The same fields as JSON, as a form \
 (`application/x-www-form-urlencoded`) or as `multipart/form-data`; the `...Form` and \
 `...Multipart` schemas differ from the JSON one only in that object fields are JSON strings. \
 In form and multipart bodies booleans are `true`/`false` (also `1`/`0`, `on`/`off`, \
-`yes`/`no`). The body itself is optional so that generated clients can offer every encoding: \
-an empty body is read as `{}`, and a missing required field is a 400 naming it.";
+`yes`/`no`) and a blank non-text field is not given; in JSON, `null` for an optional field is \
+not given. No field may contain the NUL character (U+0000), nested values included. The \
+body itself is optional so that generated clients can offer every encoding: an empty body is \
+read as `{}`, and a missing required field is a 400 naming it.";
 
 /// A request body in any of the three encodings, parsed as the JSON schema of `T`.
 pub struct Body<T>(pub T);
@@ -62,10 +64,11 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for Body<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
-        let Some(schema) = registry.schemas.get(&*T::name()).cloned() else {
+        let Some(schema) = registry.schemas.get_mut(&*T::name()) else {
             return;
         };
-        let form = form_schema(schema);
+        let form = form_schema(schema.clone());
+        nullable_optional_fields(schema);
         for suffix in FORM_SUFFIXES {
             let name = format!("{}{suffix}", T::name());
             // Generators name their types after the title: each needs its own.
@@ -111,17 +114,20 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for Body<T> {
         _: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let object = read_object::<T>(req, body).await?;
-        match T::parse_from_json(Some(Value::Object(object.clone()))) {
+        // The schema first: poem-openapi's own parsing is lenient where the document is not (a
+        // `string` field takes `false` or `42` and stringifies it; `null` passes for an
+        // optional field), and a request the document calls invalid must not be served.
+        if let Some(error) = explain(&schema_of::<T>(), &object) {
+            return Err(error.into());
+        }
+        match T::parse_from_json(Some(Value::Object(object))) {
             Ok(value) => Ok(Self(value)),
-            Err(err) => Err(explain(&schema_of::<T>(), &object)
-                .unwrap_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::InvalidParameter,
-                        format!("The request body is invalid: {}", err.into_message()),
-                    )
-                })
-                .into()),
+            Err(err) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                format!("The request body is invalid: {}", err.into_message()),
+            )
+            .into()),
         }
     }
 }
@@ -241,29 +247,54 @@ fn form_object(
     fields: Vec<(String, String)>,
 ) -> Result<Map<String, Value>, ApiError> {
     let mut object = Map::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (name, text) in fields {
-        if object.contains_key(&name) {
+        if !seen.insert(name.clone()) {
             // One value per field: which of two would count is a question nobody should
             // have to guess the answer to.
             return Err(ApiError::field(&name, "Given more than once."));
         }
-        let value = form_value(property_type(schema, &name), text);
-        object.insert(name, value);
+        if let Some(value) = form_value(property_type(schema, &name), text) {
+            object.insert(name, value);
+        }
     }
     Ok(object)
 }
 
-fn form_value(ty: Option<&str>, text: String) -> Value {
-    match ty {
+/// The JSON value of one form field; `None` for a field left blank, which counts as not given.
+fn form_value(ty: Option<&str>, text: String) -> Option<Value> {
+    Some(match ty {
         None | Some("string") => Value::String(text),
         // An empty form field of another type is a field left blank: not given.
-        Some(_) if text.is_empty() => Value::Null,
+        Some(_) if text.is_empty() => return None,
         Some("boolean") => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "on" | "yes" => Value::Bool(true),
             "false" | "0" | "off" | "no" => Value::Bool(false),
             _ => Value::String(text),
         },
         Some(_) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    })
+}
+
+/// Marks the optional fields of a JSON body `nullable`: `null` is read as "not given" (what a
+/// client that serialises an unset option sends), and the document says so. Form and multipart
+/// bodies have no null; there a blank non-text field is "not given".
+fn nullable_optional_fields(schema: &mut MetaSchema) {
+    let required = schema.required.clone();
+    for (name, property) in &mut schema.properties {
+        if required.contains(name) {
+            continue;
+        }
+        match property {
+            MetaSchemaRef::Inline(inline) => inline.nullable = true,
+            MetaSchemaRef::Reference(reference) => {
+                *property = MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    all_of: vec![MetaSchemaRef::Reference(reference.clone())],
+                    nullable: true,
+                    ..MetaSchema::ANY
+                }));
+            }
+        }
     }
 }
 
@@ -311,8 +342,14 @@ fn property_type<'s>(schema: &'s Value, field: &str) -> Option<&'s str> {
     }
 }
 
-/// Names the fields of an object its schema refuses: required ones missing, others of the
-/// wrong type. `None` when there is nothing specific to say.
+/// Names the fields of an object its schema refuses: required ones missing or null, others of
+/// the wrong type (`null` for an optional field is "not given") or holding a NUL character
+/// anywhere, nested keys and values included. Fields the schema does not know are ignored.
+/// `None` when the object is fine.
+///
+/// NUL is refused for every field because no text or JSON column of PostgreSQL can hold it (and
+/// a query comparing with it fails), so it would otherwise be a 500 there; no field means
+/// anything with it. Django REST framework refuses it too, with the same sentence.
 fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
     let mut errors = BTreeMap::new();
     let required = schema.get("required").and_then(Value::as_array);
@@ -325,11 +362,16 @@ fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
         }
     }
     for (field, value) in object {
-        if let Some(expected) = property_type(schema, field)
-            && !value.is_null()
-            && !json_type_matches(expected, value)
-        {
+        let Some(expected) = property_type(schema, field) else {
+            continue;
+        };
+        if !value.is_null() && !json_type_matches(expected, value) {
             errors.insert(field.clone(), vec![format!("Must be of type {expected}.")]);
+        } else if contains_nul(value) {
+            errors.insert(
+                field.clone(),
+                vec!["Null characters are not allowed.".to_string()],
+            );
         }
     }
     (!errors.is_empty()).then(|| ApiError {
@@ -340,6 +382,18 @@ fn explain(schema: &Value, object: &Map<String, Value>) -> Option<ApiError> {
             "Some fields are missing or invalid; see errors.",
         )
     })
+}
+
+/// Whether a NUL character (U+0000) is in a value, or in any string or key nested in it.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 fn json_type_matches(expected: &str, value: &Value) -> bool {
@@ -417,9 +471,79 @@ mod tests {
     #[test]
     fn a_blank_non_string_form_field_is_not_given() {
         let object = form_object(&schema(), fields(&[("subscribe", "")])).unwrap();
-        assert_eq!(object["subscribe"], Value::Null);
+        assert!(!object.contains_key("subscribe"));
         let object = form_object(&schema(), fields(&[("email", "")])).unwrap();
         assert_eq!(object["email"], json!(""));
+        // Still one value per field, blank or not.
+        let err =
+            form_object(&schema(), fields(&[("subscribe", ""), ("subscribe", "on")])).unwrap_err();
+        assert_eq!(err.errors.unwrap()["subscribe"], ["Given more than once."]);
+    }
+
+    #[test]
+    fn json_values_must_have_the_type_of_their_schema() {
+        let object = |value: Value| value.as_object().unwrap().clone();
+        let fine = json!({"email": "a@example.org", "password": "x", "subscribe": false,
+                          "extra": {"a": 1}, "unknown": 42});
+        assert!(explain(&schema(), &object(fine)).is_none());
+        // What poem-openapi alone would take, stringified, as a string.
+        let wrong = json!({"email": false, "password": 12345678, "subscribe": "yes",
+                           "extra": [1]});
+        let errors = explain(&schema(), &object(wrong)).unwrap().errors.unwrap();
+        assert_eq!(errors["email"], ["Must be of type string."]);
+        assert_eq!(errors["password"], ["Must be of type string."]);
+        assert_eq!(errors["subscribe"], ["Must be of type boolean."]);
+        assert_eq!(errors["extra"], ["Must be of type object."]);
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_known_field_is_refused() {
+        let object = |value: Value| value.as_object().unwrap().clone();
+        let nul = json!({"email": "a\u{0}@example.org", "password": "x",
+                         "extra": {"fine": ["a", {"k\u{0}": 1}]}, "unknown\u{0}": "\u{0}"});
+        let errors = explain(&schema(), &object(nul)).unwrap().errors.unwrap();
+        assert_eq!(errors["email"], ["Null characters are not allowed."]);
+        assert_eq!(errors["extra"], ["Null characters are not allowed."]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let value = json!({"extra": {"a": [1, "b\u{0}"]}});
+        assert!(contains_nul(&value));
+        assert!(!contains_nul(&json!({"a": ["\u{1}", 2, null]})));
+    }
+
+    #[test]
+    fn null_is_a_missing_required_field_and_an_optional_field_not_given() {
+        let object = |value: Value| value.as_object().unwrap().clone();
+        let nulls = json!({"email": null, "password": "x", "subscribe": null});
+        let errors = explain(&schema(), &object(nulls)).unwrap().errors.unwrap();
+        assert_eq!(errors["email"], ["This field is required."]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn the_document_marks_optional_json_fields_nullable_and_form_fields_not() {
+        let inline = |ty| MetaSchemaRef::Inline(Box::new(MetaSchema::new(ty)));
+        let mut schema = MetaSchema {
+            required: vec!["email"],
+            properties: vec![
+                ("email", inline("string")),
+                ("subscribe", inline("boolean")),
+                ("extra", MetaSchemaRef::Reference("Extra".into())),
+            ],
+            ..MetaSchema::new("object")
+        };
+        let form = form_schema(schema.clone());
+        nullable_optional_fields(&mut schema);
+        let nullable = |schema: &MetaSchema, name: &str| {
+            schema.properties.iter().any(|(n, property)| {
+                *n == name && matches!(property, MetaSchemaRef::Inline(i) if i.nullable)
+            })
+        };
+        assert!(!nullable(&schema, "email"));
+        assert!(nullable(&schema, "subscribe"));
+        assert!(nullable(&schema, "extra"));
+        for name in ["email", "subscribe", "extra"] {
+            assert!(!nullable(&form, name), "{name}");
+        }
     }
 
     #[test]

@@ -88,8 +88,27 @@ mod tests {
         #![proptest_config(crate::domain::proptest_config(256))]
 
         #[test]
-        fn never_panics(input in any::<String>()) {
+        fn never_panics(input in crate::domain::hostile::any_text()) {
             let _ = Code::parse(&input);
+        }
+
+        #[test]
+        fn accepted_exactly_when_six_ascii_digits_remain_after_trimming(
+            input in prop_oneof![
+                crate::domain::hostile::any_text(),
+                "\\s{0,3}[0-9]{6}\\s{0,3}",
+                "\\s{0,2}[0-9]{0,3}[^0-9]?[0-9]{0,4}\\s{0,2}",
+            ]
+        ) {
+            let trimmed = input.trim();
+            let six_digits = trimmed.len() == 6 && trimmed.bytes().all(|b| b.is_ascii_digit());
+            match Code::parse(&input) {
+                Ok(code) => {
+                    prop_assert!(six_digits, "{:?} was accepted", input);
+                    prop_assert_eq!(code.as_str(), trimmed);
+                }
+                Err(_) => prop_assert!(!six_digits, "{:?} was refused", input),
+            }
         }
 
         #[test]

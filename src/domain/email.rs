@@ -346,12 +346,80 @@ mod tests {
         refused(&long);
     }
 
+    /// Addresses that are always valid: every symbol the name may have, dots where they may go,
+    /// and a domain of two to four labels.
+    fn address() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,10}){0,2}@([a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?\\.){1,3}[a-zA-Z]{2,6}"
+    }
+
+    /// Characters no address may hold anywhere: controls, whitespace, a second `@`, and the
+    /// punctuation of quoted names, comments and address lists.
+    fn forbidden() -> impl Strategy<Value = char> {
+        prop_oneof![
+            proptest::char::range('\u{0}', '\u{20}'),
+            Just('\u{7f}'),
+            proptest::sample::select(vec![
+                '"', '(', ')', ',', ':', ';', '<', '>', '[', ']', '\\', '@'
+            ]),
+        ]
+    }
+
     proptest! {
         #![proptest_config(crate::domain::proptest_config(256))]
 
         #[test]
-        fn never_panics(input in any::<String>()) {
+        fn never_panics(input in crate::domain::hostile::any_text()) {
             let _ = Email::parse(&input);
+        }
+
+        #[test]
+        fn huge_inputs_are_refused(input in crate::domain::hostile::huge()) {
+            prop_assert!(Email::parse(&input).is_err());
+        }
+
+        #[test]
+        fn generated_addresses_are_accepted_as_typed_and_found_whatever_their_case(
+            input in address()
+        ) {
+            let email = Email::parse(&input).map_err(|e| TestCaseError::fail(e.message))?;
+            prop_assert_eq!(email.as_str(), input.as_str());
+            let shouted = Email::parse(&input.to_ascii_uppercase())
+                .map_err(|e| TestCaseError::fail(e.message))?;
+            prop_assert_eq!(shouted.key(), email.key());
+        }
+
+        #[test]
+        fn a_forbidden_character_is_refused_wherever_it_is(
+            valid in address(),
+            at in any::<proptest::sample::Index>(),
+            bad in forbidden(),
+        ) {
+            let input = crate::domain::hostile::insert_inside(&valid, at, bad);
+            prop_assert!(Email::parse(&input).is_err(), "{:?} was accepted", input);
+        }
+
+        #[test]
+        fn a_non_ascii_character_before_the_at_is_refused(
+            valid in address(),
+            at in any::<proptest::sample::Index>(),
+            bad in any::<char>().prop_filter("not ASCII", |c| !c.is_ascii()),
+        ) {
+            // Anywhere from after the first character up to the `@`.
+            let local = valid.find('@').expect("generated with an @");
+            let position = 1 + at.index(local);
+            let input = format!("{}{bad}{}", &valid[..position], &valid[position..]);
+            prop_assert!(Email::parse(&input).is_err(), "{:?} was accepted", input);
+        }
+
+        #[test]
+        fn an_accepted_address_is_one_printable_ascii_word_with_one_at(
+            input in prop_oneof![crate::domain::hostile::any_text(), address()]
+        ) {
+            if let Ok(email) = Email::parse(&input) {
+                let text = email.as_str();
+                prop_assert_eq!(text.matches('@').count(), 1);
+                prop_assert!(text.chars().all(|c| c.is_ascii_graphic()), "{:?}", text);
+            }
         }
 
         #[test]

@@ -627,12 +627,115 @@ mod tests {
         ]
     }
 
+    /// DNS names that are always valid: two to four labels, the last not a number.
+    fn dns_name() -> impl Strategy<Value = String> {
+        "([a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?\\.){1,3}[a-zA-Z]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?"
+            // A label starting `xn--` must be valid punycode.
+            .prop_filter("no punycode labels", |name| {
+                !name.to_ascii_lowercase().split('.').any(|label| label.starts_with("xn--"))
+            })
+    }
+
+    /// Characters no host may hold inside: whitespace and controls, what starts a path, query,
+    /// fragment or user information, a backslash (a path separator to some URL parsers), an
+    /// underscore, and a `*` that is not a leading label.
+    fn forbidden() -> impl Strategy<Value = char> {
+        prop_oneof![
+            proptest::char::range('\u{0}', '\u{20}'),
+            proptest::sample::select(vec![
+                '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}', '/', '?', '#', '@', '\\',
+                '_', '*', '%', '"', '<', '>', '^', '`', '{', '|', '}',
+            ]),
+        ]
+    }
+
+    /// A canonical host without its `:port`.
+    fn without_port(canonical: &str) -> &str {
+        match canonical.find(']') {
+            Some(end) => &canonical[..=end],
+            None => canonical.split(':').next().unwrap_or_default(),
+        }
+    }
+
     proptest! {
         #![proptest_config(crate::domain::proptest_config(512))]
 
         #[test]
-        fn never_panics(input in any::<String>()) {
+        fn never_panics(input in crate::domain::hostile::any_text()) {
             let _ = Host::parse(&input);
+        }
+
+        #[test]
+        fn huge_inputs_are_refused(input in crate::domain::hostile::huge()) {
+            prop_assert!(Host::parse(&input).is_err());
+        }
+
+        #[test]
+        fn generated_names_are_accepted_lower_cased_with_or_without_an_origin(
+            name in dns_name(),
+            port in proptest::option::of(1u16..),
+        ) {
+            let with_port = match port {
+                Some(port) => format!("{name}:{port}"),
+                None => name.clone(),
+            };
+            let host = Host::parse(&with_port).map_err(|e| TestCaseError::fail(e.message))?;
+            prop_assert_eq!(host.as_str(), with_port.to_ascii_lowercase());
+            // The same host written as an https origin, with a trailing slash.
+            let origin = Host::parse(&format!("https://{with_port}/"))
+                .map_err(|e| TestCaseError::fail(e.message))?;
+            let expected = match port {
+                Some(443) | None => name.to_ascii_lowercase(),
+                Some(_) => with_port.to_ascii_lowercase(),
+            };
+            prop_assert_eq!(origin.as_str(), expected);
+        }
+
+        #[test]
+        fn a_forbidden_character_is_refused_wherever_it_is(
+            valid in dns_name(),
+            at in any::<proptest::sample::Index>(),
+            bad in forbidden(),
+        ) {
+            let input = crate::domain::hostile::insert_inside(&valid, at, bad);
+            prop_assert!(Host::parse(&input).is_err(), "{:?} was accepted", input);
+            let origin = format!("https://{input}");
+            prop_assert!(Host::parse(&origin).is_err(), "{:?} was accepted", origin);
+        }
+
+        #[test]
+        fn a_port_restricts_to_itself_and_no_port_admits_every_port(
+            name in dns_name(),
+            allowed in 1u16..,
+            requested in proptest::option::of(1u16..),
+        ) {
+            let with = |port: Option<u16>| {
+                let text = match port {
+                    Some(port) => format!("{name}:{port}"),
+                    None => name.clone(),
+                };
+                Host::parse(&text).expect("a generated name parses")
+            };
+            prop_assert_eq!(
+                with(Some(allowed)).matches(&with(requested)),
+                requested == Some(allowed)
+            );
+            prop_assert!(with(None).matches(&with(requested)));
+        }
+
+        #[test]
+        fn matching_depends_only_on_the_canonical_forms(
+            allowed in host_like(),
+            requested in host_like(),
+        ) {
+            if let (Ok(a), Ok(r)) = (Host::parse(&allowed), Host::parse(&requested)) {
+                let (a2, r2) = (Host::parse(a.as_str()).unwrap(), Host::parse(r.as_str()).unwrap());
+                prop_assert_eq!(a.matches(&r), a2.matches(&r2));
+                // A name (not a wildcard) admits nothing but itself, whatever the ports.
+                if a.matches(&r) && !a.as_str().starts_with("*.") {
+                    prop_assert_eq!(without_port(a.as_str()), without_port(r.as_str()));
+                }
+            }
         }
 
         #[test]

@@ -413,10 +413,72 @@ mod tests {
         #![proptest_config(crate::domain::proptest_config(64))]
 
         #[test]
-        fn never_panics(input in any::<String>(), context in any::<Vec<String>>()) {
+        fn never_panics(
+            input in crate::domain::hostile::any_text(),
+            context in proptest::collection::vec(crate::domain::hostile::any_text(), 0..4),
+        ) {
             let context: Vec<&str> = context.iter().map(String::as_str).collect();
             let _ = Password::parse(&input, &strict_policy(), &context);
             let _ = Password::parse(&input, &default_policy(), &context);
+        }
+
+        #[test]
+        fn lengths_outside_the_policy_are_refused_whatever_the_characters(
+            short in "\\PC{1,7}",
+            long in crate::domain::hostile::huge(),
+        ) {
+            let error = Password::parse(&short, &default_policy(), &[]).err();
+            prop_assert_eq!(
+                error.map(|e| e.message),
+                Some("Passwords must be at least 8 characters.".to_string())
+            );
+            let error = Password::parse(&long, &default_policy(), &[]).err();
+            prop_assert_eq!(
+                error.map(|e| e.message),
+                Some("Passwords must be at most 256 characters.".to_string())
+            );
+        }
+
+        #[test]
+        fn an_accepted_password_has_every_class_the_policy_requires(
+            input in prop_oneof![
+                "[a-zA-Z0-9 !#%]{12,40}",
+                "[a-z]{4,8} [A-Z][a-z]{4,8} [a-z]{4,8}[0-9!]{0,2}",
+                crate::domain::hostile::any_text(),
+            ]
+        ) {
+            if let Ok(password) = Password::parse(&input, &strict_policy(), &[]) {
+                let text = password.expose();
+                prop_assert!(text.chars().count() >= 12);
+                prop_assert!(text.chars().any(char::is_lowercase));
+                prop_assert!(text.chars().any(char::is_uppercase));
+                prop_assert!(text.chars().any(|c| c.is_ascii_digit()));
+                prop_assert!(text.chars().any(|c| PASSWORD_SYMBOLS.contains(c)));
+            }
+        }
+
+        #[test]
+        fn the_users_own_email_username_or_name_is_never_a_password(
+            own in prop_oneof![
+                "[a-z0-9.]{3,20}@[a-z]{3,12}\\.[a-z]{2,6}",
+                "\\PC{8,60}",
+            ],
+            shout in any::<bool>(),
+        ) {
+            // Upper-casing and back is the identity for ASCII only (`ß` becomes `ss`).
+            let password = if shout && own.is_ascii() { own.to_uppercase() } else { own.clone() };
+            prop_assume!(password.chars().count() >= 8);
+            prop_assert!(Password::parse(&password, &default_policy(), &[&own]).is_err());
+        }
+
+        #[test]
+        fn surrounding_spaces_are_kept(
+            spaces in "[ \t]{1,3}",
+        ) {
+            let input = format!("{spaces}{STRONG}{spaces}");
+            let password = Password::parse(&input, &default_policy(), &[])
+                .map_err(|e| TestCaseError::fail(e.message))?;
+            prop_assert_eq!(password.expose(), input.as_str());
         }
 
         #[test]

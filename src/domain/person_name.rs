@@ -123,8 +123,43 @@ mod tests {
         #![proptest_config(crate::domain::proptest_config(256))]
 
         #[test]
-        fn never_panics(input in any::<String>()) {
+        fn never_panics(input in crate::domain::hostile::any_text()) {
             let _ = PersonName::parse(&input);
+        }
+
+        #[test]
+        fn huge_inputs_are_refused(input in crate::domain::hostile::huge()) {
+            prop_assert!(PersonName::parse(&input).is_err());
+        }
+
+        #[test]
+        fn an_accepted_name_is_trimmed_and_holds_no_line_break_or_control(
+            input in crate::domain::hostile::any_text()
+        ) {
+            if let Ok(name) = PersonName::parse(&input) {
+                let text = name.as_str();
+                prop_assert_eq!(text, text.trim());
+                prop_assert!(
+                    !text.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+                    "{:?}", text
+                );
+            }
+        }
+
+        #[test]
+        fn a_control_character_or_line_separator_inside_is_refused(
+            // Letters or digits at both ends, so that trimming cannot take what is inserted.
+            name in "[\\pL\\pN]\\PC{0,98}[\\pL\\pN]",
+            at in any::<proptest::sample::Index>(),
+            bad in prop_oneof![
+                proptest::char::range('\u{0}', '\u{1f}'),
+                proptest::char::range('\u{7f}', '\u{9f}'),
+                Just('\u{2028}'),
+                Just('\u{2029}'),
+            ],
+        ) {
+            let input = crate::domain::hostile::insert_inside(&name, at, bad);
+            prop_assert!(PersonName::parse(&input).is_err(), "{:?} was accepted", input);
         }
 
         #[test]

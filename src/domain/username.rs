@@ -6,8 +6,12 @@ use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 
 use super::FieldError;
 
-/// Longest username, in characters.
+/// Longest username, in characters (in NFC).
 const MAX_CHARS: usize = 128;
+
+/// Longest input looked at before normalising, in characters. One character decomposes into at
+/// most four (NFD), so a username of 128 characters typed decomposed still fits, with room.
+const MAX_INPUT_CHARS: usize = 8 * MAX_CHARS;
 
 const FIELD: &str = "username";
 
@@ -28,8 +32,9 @@ impl Username {
         if input.is_empty() {
             return Err(error("Enter a username."));
         }
-        // Bound the work before normalising: a long input is refused at once.
-        if input.chars().nth(MAX_CHARS).is_some() {
+        // Bound the work before normalising: a long input is refused at once. The limit itself
+        // is checked on the NFC form, so that a name typed decomposed counts as composed.
+        if input.chars().nth(MAX_INPUT_CHARS).is_some() {
             return Err(too_long());
         }
         if input.contains('@') {
@@ -45,7 +50,6 @@ impl Username {
                 "Usernames may only contain letters, digits and . _ - +",
             ));
         }
-        // NFC never lengthens a string of letters and digits much, but it may: check again.
         if name.chars().nth(MAX_CHARS).is_some() {
             return Err(too_long());
         }
@@ -164,6 +168,12 @@ mod tests {
         accepted(&"a".repeat(128));
         accepted(&"\u{e9}".repeat(128));
         assert!(refused(&"a".repeat(129)).contains("at most 128"));
+        // Counted composed: 128 `é` typed as `e` and a combining accent are 256 code points.
+        assert_eq!(
+            accepted(&"e\u{301}".repeat(128)).as_str(),
+            "\u{e9}".repeat(128)
+        );
+        assert!(refused(&"e\u{301}".repeat(129)).contains("at most 128"));
     }
 
     #[test]
@@ -209,8 +219,47 @@ mod tests {
         #![proptest_config(crate::domain::proptest_config(256))]
 
         #[test]
-        fn never_panics(input in any::<String>()) {
+        fn never_panics(input in crate::domain::hostile::any_text()) {
             let _ = Username::parse(&input);
+        }
+
+        #[test]
+        fn huge_inputs_are_refused(input in crate::domain::hostile::huge()) {
+            prop_assert!(Username::parse(&input).is_err());
+        }
+
+        #[test]
+        fn the_same_name_typed_decomposed_or_in_another_case_is_the_same_username(
+            input in "[\\pL\\pN][\\pL\\pN\\pM._+-]{0,127}"
+        ) {
+            if let Ok(name) = Username::parse(&input) {
+                let decomposed: String = name.as_str().nfd().collect();
+                prop_assert_eq!(Username::parse(&decomposed), Ok(name.clone()));
+                let upper = Username::parse(&name.as_str().to_uppercase());
+                let lower = Username::parse(&name.as_str().to_lowercase());
+                if let (Ok(upper), Ok(lower)) = (upper, lower)
+                    && name.as_str().is_ascii()
+                {
+                    prop_assert_eq!(upper.key(), name.key());
+                    prop_assert_eq!(lower.key(), name.key());
+                }
+            }
+        }
+
+        #[test]
+        fn a_forbidden_character_inside_is_refused(
+            name in "[a-zA-Z0-9][a-zA-Z0-9._+-]{0,100}[a-zA-Z0-9]",
+            at in any::<proptest::sample::Index>(),
+            bad in prop_oneof![
+                proptest::char::range('\u{0}', '\u{20}'),
+                proptest::sample::select(vec![
+                    '\u{7f}', '\u{85}', '\u{a0}', '\u{200b}', '\u{202e}', '\u{feff}', '@', '/',
+                    ':', '\\', '"', '\'', '<', '>', '%', '#', '?', '&', '*', ',', ';', '=', '\u{1f600}',
+                ]),
+            ],
+        ) {
+            let input = crate::domain::hostile::insert_inside(&name, at, bad);
+            prop_assert!(Username::parse(&input).is_err(), "{:?} was accepted", input);
         }
 
         #[test]

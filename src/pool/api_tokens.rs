@@ -136,6 +136,9 @@ pub async fn read(
     caller: &Authenticated,
     key: &str,
 ) -> Result<api_token::Model, ApiTokenError> {
+    if !is_key(key) {
+        return Err(ApiTokenError::NotFound);
+    }
     store::api_tokens::owned_by_key(&state.db, caller.user.uid, key)
         .await?
         .ok_or(ApiTokenError::NotFound)
@@ -148,6 +151,9 @@ pub async fn update(
     key: &str,
     patch: TokenPatch,
 ) -> Result<api_token::Model, ApiTokenError> {
+    if !is_key(key) {
+        return Err(ApiTokenError::NotFound);
+    }
     let txn = store::begin_write(&state.db).await?;
     let current = store::api_tokens::owned_by_key(&txn, caller.user.uid, key)
         .await?
@@ -176,6 +182,9 @@ pub async fn delete(
     caller: &Authenticated,
     key: &str,
 ) -> Result<(), ApiTokenError> {
+    if !is_key(key) {
+        return Err(ApiTokenError::NotFound);
+    }
     if store::api_tokens::delete_owned(&state.db, caller.user.uid, key).await? {
         Ok(())
     } else {
@@ -280,11 +289,18 @@ fn key_of(token: &str) -> Option<&str> {
     }
     let (key, rest) = rest.split_at(KEY_CHARS);
     let secret = rest.strip_prefix('_')?;
-    let base64url = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    (base64url(key) && base64url(secret)).then_some(key)
+    (is_key(key) && is_base64url(secret)).then_some(key)
+}
+
+/// Whether `key` can be a token's key: 16 base64url characters. Anything else names no token
+/// and is answered without a query (PostgreSQL would refuse a NUL in it with an error).
+fn is_key(key: &str) -> bool {
+    key.len() == KEY_CHARS && is_base64url(key)
+}
+
+fn is_base64url(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -313,6 +329,21 @@ mod tests {
             &format!("{}é", &token[..token.len() - 2]),
         ] {
             assert_eq!(key_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_sixteen_base64url_characters_can_be_a_key() {
+        let (key, _) = generate();
+        assert!(is_key(&key));
+        for bad in [
+            "",
+            "abc",
+            "abcdefghijklmno\u{0}",
+            "abcdefghijklmnop1",
+            "abcdefgh.jklmnop",
+        ] {
+            assert!(!is_key(bad), "{bad:?}");
         }
     }
 

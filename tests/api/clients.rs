@@ -154,7 +154,7 @@ impl Server {
 
 /// Runs `command` to completion, killing it at `timeout`; panics with its output unless it
 /// succeeded. Blocking: nothing else runs on a test's runtime meanwhile (the server is a process).
-fn run(what: &str, command: &mut Command, timeout: Duration) -> Output {
+pub(crate) fn run(what: &str, command: &mut Command, timeout: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -206,7 +206,7 @@ fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::Join
 }
 
 /// Fails the test, with what to install, when `program` cannot be run.
-fn require(program: &str, needed_for: &str) {
+pub(crate) fn require(program: &str, needed_for: &str) {
     let found = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
@@ -285,7 +285,7 @@ fn node_tools() -> &'static PathBuf {
 /// Fills a fresh folder beside `dir` with the command `fill` gives for it, then renames it into
 /// place: another test process doing the same either wins the rename or finds the complete
 /// folder, and a failed install leaves nothing behind.
-fn install_once(dir: &Path, fill: impl FnOnce(&Path) -> Command) {
+pub(crate) fn install_once(dir: &Path, fill: impl FnOnce(&Path) -> Command) {
     if dir.is_dir() {
         return;
     }
@@ -311,7 +311,7 @@ fn install_once(dir: &Path, fill: impl FnOnce(&Path) -> Command) {
 }
 
 /// FNV-1a over the pinning files: a stable name for one set of pins.
-fn fingerprint(parts: &[&[u8]]) -> String {
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in parts.iter().flat_map(|p| p.iter().chain([&0xff])) {
         hash ^= u64::from(*byte);

@@ -25,6 +25,7 @@ mod newsletter;
 mod openapi;
 mod passwords;
 mod process;
+mod schemathesis;
 mod sessions;
 mod signup;
 mod smtp;

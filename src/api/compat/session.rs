@@ -199,8 +199,12 @@ pub struct AuthStatus {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// Null until set (accounts made on `/api` without it).
+    #[oai(nullable)]
     pub organisation_type: Option<String>,
+    #[oai(nullable)]
     pub organisation_name: Option<String>,
+    #[oai(nullable)]
     pub country: Option<String>,
 }
 

@@ -181,6 +181,7 @@ impl AllowedHostsApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
+        #[oai(validator(min_length = 1))]
         host: Path<String>,
     ) -> Result<Json<AllowedHost>, ReadErrors> {
         let host = path_host(&host)?;
@@ -202,6 +203,7 @@ impl AllowedHostsApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
+        #[oai(validator(min_length = 1))]
         host: Path<String>,
         body: Body<AllowedHostRequest>,
     ) -> Result<Json<AllowedHost>, UpdateErrors> {
@@ -226,6 +228,7 @@ impl AllowedHostsApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
+        #[oai(validator(min_length = 1))]
         host: Path<String>,
         body: Body<AllowedHostRequest>,
     ) -> Result<Json<AllowedHost>, UpdateErrors> {
@@ -246,6 +249,7 @@ impl AllowedHostsApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The host, URL-encoded; normalised like a body's `host`.
+        #[oai(validator(min_length = 1))]
         host: Path<String>,
     ) -> Result<Json<Detail>, ReadErrors> {
         let host = path_host(&host)?;

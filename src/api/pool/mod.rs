@@ -56,8 +56,12 @@ pub struct Account {
     /// Whether the account is on the newsletter list: it subscribed (any address), or its
     /// current email is subscribed.
     pub subscribed: bool,
+    /// Null until set (accounts made on `/api` without it).
+    #[oai(nullable)]
     pub organisation_type: Option<String>,
+    #[oai(nullable)]
     pub organisation_name: Option<String>,
+    #[oai(nullable)]
     pub country: Option<String>,
     /// Free-form profile data.
     pub additional_fields: serde_json::Value,

@@ -447,6 +447,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
     ) -> Result<Json<ApiToken>, ReadErrors> {
         let row = api_tokens::read(&state, &caller.0, &key).await?;
@@ -468,6 +469,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
         body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
@@ -489,6 +491,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
         body: Body<ApiTokenUpdate>,
     ) -> Result<Json<ApiToken>, UpdateErrors> {
@@ -508,6 +511,7 @@ impl ApiTokensApi {
         state: Data<&AppState>,
         caller: Caller,
         /// The token's key.
+        #[oai(validator(min_length = 1))]
         key: Path<String>,
     ) -> Result<Json<Detail>, ReadErrors> {
         api_tokens::delete(&state, &caller.0, &key).await?;
