@@ -7,10 +7,11 @@
 //! jobs may wait; past that the caller gets [`HashError::Busy`] at once (503 with
 //! `Retry-After`) rather than memory growing without bound.
 //!
-//! A job that has waited [`MAX_QUEUE_WAIT`] in the queue is refused with [`HashError::Busy`]
-//! instead of being computed: the hashing threads run at the lowest CPU priority (see
-//! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy the queue
-//! drains slowly, and a client is better told to come back than left waiting past its timeout.
+//! The queue is bounded in time too. The hashing threads run at the lowest CPU priority (see
+//! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy it drains
+//! slowly, and a client is better told at once to come back than left waiting past its timeout:
+//! while the oldest queued job has waited half of [`MAX_QUEUE_WAIT`], admissions are refused at
+//! once, and a job that still waits [`MAX_QUEUE_WAIT`] is refused instead of computed.
 //!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits), then runs its
 //! job with it. Taking the admission before any other work (a sign-in's database queries) lets a
@@ -217,10 +218,15 @@ impl Hasher {
     }
 
     /// Takes a place in the pool for one job, without waiting: [`HashError::Busy`] when
-    /// `concurrency` jobs run and `queue` more are admitted already.
+    /// `concurrency` jobs run and `queue` more are admitted already, or when the queue drains
+    /// too slowly for one more (its oldest job has waited half of [`MAX_QUEUE_WAIT`]).
     pub fn admit(&self) -> Result<Admission, HashError> {
         let shared = &self.inner.shared;
         let capacity = self.inner.capacity;
+        if shared.oldest_wait() > shared.max_wait / 2 {
+            shared.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(HashError::Busy);
+        }
         shared
             .admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -327,6 +333,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // Nothing panics while holding the lock; a poisoned queue is still consistent.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long the oldest queued job has waited.
+    fn oldest_wait(&self) -> Duration {
+        self.lock()
+            .jobs
+            .front()
+            .map_or(Duration::ZERO, |job| job.queued_at.elapsed())
     }
 
     /// Never more jobs queued than admissions, so the queue is bounded by the capacity.
@@ -776,6 +790,40 @@ mod tests {
         assert_eq!(hasher.in_flight(), 0);
         // A job that does not wait is computed.
         assert!(hasher.hash("admitted again").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_slowly_draining_queue_refuses_at_once_though_it_has_room() {
+        let max_wait = Duration::from_millis(40);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
+        assert!(hasher.admit().is_ok(), "room, and nothing waits");
+        let queued_at = Instant::now();
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash("waits").await })
+        };
+        wait_until("the second job waits", || hasher.waiting() == 1).await;
+        wait_until("it has waited half the limit", || {
+            queued_at.elapsed() > max_wait / 2
+        })
+        .await;
+        let refused_at = Instant::now();
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(
+            refused_at.elapsed() < max_wait / 2,
+            "refused without waiting"
+        );
+        assert_eq!(hasher.in_flight(), 2, "six places are still free");
+
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        let _ = waiting.await.unwrap();
+        assert!(
+            hasher.admit().is_ok(),
+            "admitted again once the queue drained"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
