@@ -43,12 +43,13 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
     // A place in the hashing pool first, before any database work: a saturated pool answers
     // 503 at once without a query. The refusal depends on the pool only, not on the account.
     let admission = state.hasher.admit().map_err(Infra::from)?;
+    // Both reads on the kept connections, like a bearer check (see `store::reads`).
     let user = match super::login_key(login, false) {
-        Some(key) => store::users::by_login_key(&state.db, &key).await?,
+        Some(key) => store::users::by_login_key(&state.reads, &key).await?,
         None => None,
     };
     let key = lockout::key(user.as_ref(), login);
-    if let Some(wait) = lockout::locked_for(&state.db, &key, Utc::now()).await? {
+    if let Some(wait) = lockout::locked_for(&state.reads, &key, Utc::now()).await? {
         return Err(LoginError::LockedOut(wait));
     }
     let verified = admission
