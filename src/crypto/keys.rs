@@ -60,9 +60,9 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Loads the published keys, first creating a signing key if none is active. Two replicas
-    /// starting together may each create one; both then sign with the newest, at the latest
-    /// after their next [`KeyStore::reload`].
+    /// Loads the published keys, first creating a signing key if none is active. Replicas
+    /// starting together take turns here under the setup lock (`store::database::SetupLock`),
+    /// so only the first creates one.
     pub async fn load(db: &DatabaseConnection, config: TokenConfig) -> Result<Arc<Self>, DbErr> {
         let retention = retention(config.publish_after_retire);
         let mut rows = published_rows(db, retention).await?;
