@@ -350,7 +350,7 @@ async fn measure(
         }
     }
     if options.wants("get") || options.wants("mixed") {
-        let bare = raw::BareServer::start(keys.clone(), bench_db.clone())?;
+        let bare = raw::BareServer::start(raw::Rs256::of(&keys)?)?;
         for &c in &options.concurrency {
             progress(&format!("bare poem endpoint, concurrency {c}"));
             let jobs = get_jobs(get_sessions, c);
@@ -396,8 +396,12 @@ async fn measure(
     }
     progress("raw RS256 rates");
     results.signatures = raw::signatures(&keys, &claims, cores, options.raw);
-    results.verifications =
-        raw::verifications(&keys, &bench_db, &first.access_token, cores, options.raw);
+    results.verifications = raw::verifications(
+        &raw::Rs256::of(&keys)?,
+        &first.access_token,
+        cores,
+        options.raw,
+    );
 
     if options.wants("refresh") {
         let mut jobs: Vec<Job> = refresh_sessions

@@ -20,13 +20,13 @@ use authpool::{
         keys::KeyStore,
     },
 };
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use poem::{
     EndpointExt, Request, Response, Route, Server, get, handler,
     http::StatusCode,
     listener::{Acceptor, Listener, TcpListener},
     web::Data,
 };
-use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
 /// Signatures one refresh makes: id, access and refresh token (`src/pool/tokens.rs`, `sign`).
@@ -158,29 +158,51 @@ pub fn signatures(
     })
 }
 
-/// RS256 verifications per second of a bearer token with authpool's own verifier
-/// (`KeyStore::verify_bearer`: header checks, `jsonwebtoken` signature and claim validation,
-/// typed claims).
-pub fn verifications(
-    keys: &KeyStore,
-    db: &DatabaseConnection,
-    token: &str,
-    threads: usize,
-    duration: Duration,
-) -> f64 {
-    on_threads(threads, duration, |deadline| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let mut count = 0;
-            while Instant::now() < deadline {
-                let claims = keys.verify_bearer(db, token).await;
-                assert!(claims.is_ok(), "the bearer token verifies");
-                count += 1;
-            }
-            count
+/// A full RS256 verification on every call: `jsonwebtoken` with authpool's public key and its
+/// validation (RS256 only, no leeway, `exp`/`iss`/`sub` required, the issuer checked). Not
+/// authpool's own verifier: that one remembers the tokens it verified, and the raw limit is what
+/// verifying costs.
+#[derive(Clone)]
+pub struct Rs256 {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl Rs256 {
+    /// With the key authpool signs with (the first of its JWKS).
+    pub fn of(keys: &KeyStore) -> Result<Self, String> {
+        let jwks: JwkSet = serde_json::from_value(keys.jwks()).map_err(|e| e.to_string())?;
+        let jwk = jwks.keys.first().ok_or("an empty JWKS")?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.set_issuer(&[keys.issuer()]);
+        validation.validate_aud = false;
+        Ok(Self {
+            key: Arc::new(key),
+            validation: Arc::new(validation),
         })
+    }
+
+    /// The token's claims, when it verifies.
+    pub fn verify(&self, token: &str) -> Option<Value> {
+        jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}
+
+/// RS256 verifications per second of a bearer token (see [`Rs256`]).
+pub fn verifications(rs256: &Rs256, token: &str, threads: usize, duration: Duration) -> f64 {
+    on_threads(threads, duration, |deadline| {
+        let mut count = 0;
+        while Instant::now() < deadline {
+            let claims = rs256.verify(token);
+            assert!(claims.is_some(), "the bearer token verifies");
+            count += 1;
+        }
+        count
     })
 }
 
@@ -191,25 +213,18 @@ fn claims_of(token: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
-/// What the bare endpoint shares.
-#[derive(Clone)]
-struct Bare {
-    keys: Arc<KeyStore>,
-    db: DatabaseConnection,
-}
-
-/// `GET /api/account` that only verifies the bearer token as authpool does, and answers with the
-/// token's subject.
+/// `GET /api/account` that only verifies the bearer token (fully, every time: see [`Rs256`]),
+/// and answers with the token's subject.
 #[handler]
-async fn bare_account(req: &Request, bare: Data<&Bare>) -> Response {
+async fn bare_account(req: &Request, rs256: Data<&Rs256>) -> Response {
     let Some(token) = authpool::api::auth::bearer_value(req) else {
         return StatusCode::UNAUTHORIZED.into();
     };
-    match bare.keys.verify_bearer(&bare.db, token).await {
-        Ok(claims) => Response::builder()
+    match rs256.verify(token) {
+        Some(claims) => Response::builder()
             .content_type("application/json")
-            .body(serde_json::json!({ "sub": claims.sub() }).to_string()),
-        Err(_) => StatusCode::UNAUTHORIZED.into(),
+            .body(serde_json::json!({ "sub": claims["sub"] }).to_string()),
+        None => StatusCode::UNAUTHORIZED.into(),
     }
 }
 
@@ -222,7 +237,7 @@ pub struct BareServer {
 }
 
 impl BareServer {
-    pub fn start(keys: Arc<KeyStore>, db: DatabaseConnection) -> Result<Self, String> {
+    pub fn start(rs256: Rs256) -> Result<Self, String> {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -246,7 +261,7 @@ impl BareServer {
                 let _ = addr_tx.send(addr);
                 let app = Route::new()
                     .at("/api/account", get(bare_account))
-                    .data(Bare { keys, db });
+                    .data(rs256);
                 let _ = Server::new_with_acceptor(acceptor)
                     .run_with_graceful_shutdown(
                         app,
