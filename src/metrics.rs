@@ -435,7 +435,8 @@ fn render_hasher(out: &mut Exposition, state: &AppState) {
     out.family(
         "authpool_hash_rejected_total",
         "counter",
-        "Password hash jobs refused because the queue was full (503 ServiceUnavailableException).",
+        "Password hash jobs refused (503 ServiceUnavailableException): the queue was full, or \
+         drained too slowly (see the hashing pool in the README).",
     );
     out.sample("authpool_hash_rejected_total", &[], hasher.rejected());
 }

@@ -10,8 +10,10 @@
 //! The queue is bounded in time too. The hashing threads run at the lowest CPU priority (see
 //! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy it drains
 //! slowly, and a client is better told at once to come back than left waiting past its timeout:
-//! while the oldest queued job has waited half of [`MAX_QUEUE_WAIT`], admissions are refused at
-//! once, and a job that still waits [`MAX_QUEUE_WAIT`] is refused instead of computed.
+//! an admission is refused at once when a new job would likely wait more than half of
+//! [`MAX_QUEUE_WAIT`] (from the jobs ahead of it and how long jobs take now), or when the oldest
+//! queued job has waited that long already; a job that still waits [`MAX_QUEUE_WAIT`] is refused
+//! instead of computed.
 //!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits), then runs its
 //! job with it. Taking the admission before any other work (a sign-in's database queries) lets a
@@ -88,6 +90,11 @@ struct Shared {
     running: AtomicUsize,
     /// Admissions refused with `Busy`, and jobs refused after waiting too long (metrics).
     rejected: AtomicU64,
+    /// Hashing threads.
+    concurrency: usize,
+    /// How long a job takes now, start to end on its thread (microseconds, a moving average):
+    /// longer than the hash itself while other work has the cores.
+    job_micros: AtomicU64,
 }
 
 struct Queue {
@@ -198,6 +205,8 @@ impl Hasher {
             admitted: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
+            concurrency,
+            job_micros: AtomicU64::new(0),
         });
         let hasher = Self {
             inner: Arc::new(Inner {
@@ -223,7 +232,7 @@ impl Hasher {
     pub fn admit(&self) -> Result<Admission, HashError> {
         let shared = &self.inner.shared;
         let capacity = self.inner.capacity;
-        if shared.oldest_wait() > shared.max_wait / 2 {
+        if shared.drains_too_slowly() {
             shared.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HashError::Busy);
         }
@@ -335,12 +344,34 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether one more job would likely wait more than half of `max_wait`: from the jobs
+    /// admitted ahead of it and how long jobs take now, or because the oldest queued job has
+    /// waited that long already.
+    fn drains_too_slowly(&self) -> bool {
+        let limit = self.max_wait / 2;
+        let ahead = (self.admitted.load(Ordering::Acquire) + 1).saturating_sub(self.concurrency);
+        let job = Duration::from_micros(self.job_micros.load(Ordering::Relaxed));
+        let predicted = job * u32::try_from(ahead).unwrap_or(u32::MAX)
+            / u32::try_from(self.concurrency).unwrap_or(1);
+        predicted > limit || self.oldest_wait() > limit
+    }
+
     /// How long the oldest queued job has waited.
     fn oldest_wait(&self) -> Duration {
         self.lock()
             .jobs
             .front()
             .map_or(Duration::ZERO, |job| job.queued_at.elapsed())
+    }
+
+    /// Folds one job's duration into the moving average (weight 1/8).
+    fn record_job(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .job_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 { took } else { (old * 7 + took) / 8 })
+            });
     }
 
     /// Never more jobs queued than admissions, so the queue is bounded by the capacity.
@@ -392,9 +423,11 @@ impl Shared {
                 running: &self.running,
             };
             // A panic drops the reply (the caller gets an error) and `done`; the thread goes on.
+            let started = Instant::now();
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 task.run(&self.params, &mut memory, done)
             }));
+            self.record_job(started.elapsed());
         }
     }
 }
@@ -824,6 +857,28 @@ mod tests {
             hasher.admit().is_ok(),
             "admitted again once the queue drained"
         );
+    }
+
+    #[tokio::test]
+    async fn admissions_are_refused_when_jobs_take_too_long_to_serve_one_more_in_time() {
+        let max_wait = Duration::from_millis(40);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        // A job that takes longer than the limit, as when other work has the cores.
+        let (slow, release) = blocking_job(&hasher);
+        let started = Instant::now();
+        wait_until("it has run past the limit", || started.elapsed() > max_wait).await;
+        release.send(()).unwrap();
+        slow.await.unwrap().unwrap();
+
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the next job runs", || hasher.running() == 1).await;
+        // Nothing waits, but one more would wait a whole job: refused at once.
+        assert_eq!(hasher.waiting(), 0);
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        // With the thread free, a job starts at once whatever jobs take.
+        assert!(hasher.admit().is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
