@@ -17,7 +17,7 @@ use crate::{
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
-    /// The same database, for the read that authenticates each request (see `store::reads`).
+    /// The same database, for the hottest reads (see `store::reads`).
     pub reads: Reads,
     /// The app client id: `aud` of id tokens, `client_id` of access tokens.
     pub client_id: Arc<str>,

@@ -1,5 +1,6 @@
-//! The connection for the read that authenticates a request, which runs before every
-//! authenticated call and is most of the database work of a read-only one.
+//! The connection for the hottest reads: the one that authenticates a request, which runs before
+//! every authenticated call and is most of the database work of a read-only one, and a sign-in's
+//! reads before its hash.
 //!
 //! On PostgreSQL it is the pool. On SQLite it is a few connections kept out of sqlx's pool: sqlx
 //! pings every connection it takes back (a round trip to the connection's thread, after every
