@@ -33,9 +33,14 @@ pub async fn locked_for(
 ) -> Result<Option<TimeDelta>, DbErr> {
     Ok(store::login_failures::get(db, key)
         .await?
-        .and_then(|row| row.locked_until)
+        .and_then(|row| remaining(&row, now)))
+}
+
+/// How long the row's lock still lasts at `now`, if it is locked.
+fn remaining(row: &login_failure::Model, now: DateTime<Utc>) -> Option<TimeDelta> {
+    row.locked_until
         .filter(|until| *until > now)
-        .map(|until| until - now))
+        .map(|until| until - now)
 }
 
 /// [`locked_for`] read again inside the caller's write transaction, with the counter locked
@@ -51,9 +56,7 @@ pub async fn locked_for_update(
 ) -> Result<Option<TimeDelta>, DbErr> {
     Ok(store::login_failures::for_update(db, key)
         .await?
-        .and_then(|row| row.locked_until)
-        .filter(|until| *until > now)
-        .map(|until| until - now))
+        .and_then(|row| remaining(&row, now)))
 }
 
 /// Counts a failure inside the caller's write transaction and returns the new count; or, when
@@ -68,8 +71,8 @@ pub async fn record_failure(
     let row = store::login_failures::for_update(db, key)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("login failure row".into()))?;
-    if let Some(until) = row.locked_until.filter(|until| *until > now) {
-        return Ok(Err(until - now));
+    if let Some(wait) = remaining(&row, now) {
+        return Ok(Err(wait));
     }
     let count = if now - row.last_failure_at > FORGET_AFTER {
         1
