@@ -224,32 +224,38 @@ pub(crate) fn require(program: &str, needed_for: &str) {
 fn python_tools() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        require(
-            "python3",
+        pip_tools(
+            "openapi-python-client",
+            &Path::new(PYTHON).join("requirements.txt"),
             "the Python client test needs Python 3.10+ with pip",
-        );
-        let requirements = Path::new(PYTHON).join("requirements.txt");
-        let pins = std::fs::read(&requirements).unwrap();
-        let dir = tools_dir().join(format!("openapi-python-client-{}", fingerprint(&[&pins])));
-        install_once(&dir, |staging| {
-            let mut pip = Command::new("python3");
-            pip.args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(staging)
-            .arg("--requirement")
-            .arg(&requirements)
-            // Tests often run as root in containers; pip would warn about that.
-            .env("PIP_ROOT_USER_ACTION", "ignore");
-            pip
-        });
-        dir
+        )
     })
+}
+
+/// A folder for `PYTHONPATH` with the packages pinned in `requirements`, installed once per
+/// machine under the test tools folder (a new folder when the pins change).
+pub(crate) fn pip_tools(name: &str, requirements: &Path, needed_for: &str) -> PathBuf {
+    require("python3", needed_for);
+    let pins = std::fs::read(requirements).unwrap();
+    let dir = tools_dir().join(format!("{name}-{}", fingerprint(&[&pins])));
+    install_once(&dir, |staging| {
+        let mut pip = Command::new("python3");
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg("--target")
+        .arg(staging)
+        .arg("--requirement")
+        .arg(requirements)
+        // Tests often run as root in containers; pip would warn about that.
+        .env("PIP_ROOT_USER_ACTION", "ignore");
+        pip
+    });
+    dir
 }
 
 /// The folder whose `node_modules` has the pinned openapi-typescript, openapi-fetch and

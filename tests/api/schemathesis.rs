@@ -31,10 +31,10 @@ use std::{
 };
 
 use crate::{
-    clients::{fingerprint, install_once, require, run},
+    clients::{pip_tools, run},
     db::TestDb,
     process::{KillOnDrop, authpool, wait_until_live},
-    smtp::{free_port, tools_dir},
+    smtp::free_port,
 };
 
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
@@ -186,29 +186,10 @@ fn create_confirmed_user(dir: &Path, env: &[(&str, String)], email: &str, userna
 fn schemathesis_tools() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        require(
-            "python3",
+        pip_tools(
+            "schemathesis",
+            &Path::new(HOOKS).join("requirements.txt"),
             "the schemathesis run needs Python 3.10+ with pip",
-        );
-        let requirements = Path::new(HOOKS).join("requirements.txt");
-        let pins = std::fs::read(&requirements).unwrap();
-        let dir = tools_dir().join(format!("schemathesis-{}", fingerprint(&[&pins])));
-        install_once(&dir, |staging| {
-            let mut pip = Command::new("python3");
-            pip.args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(staging)
-            .arg("--requirement")
-            .arg(&requirements)
-            .env("PIP_ROOT_USER_ACTION", "ignore");
-            pip
-        });
-        dir
+        )
     })
 }
