@@ -306,15 +306,32 @@ impl Admission {
     /// Checks a password against a stored hash, or against the dummy hash when there is no user
     /// (`None`), which always answers `matches: false` after the same work.
     pub async fn verify(self, password: &str, stored: Option<&str>) -> Result<Verified, HashError> {
+        self.verify_then(password, stored, |_| ())
+            .await
+            .map(|(verified, ())| verified)
+    }
+
+    /// [`Admission::verify`], then `then` with the outcome, on the same hashing thread and in
+    /// the same job: for CPU work that follows a verification at once, such as signing the
+    /// tokens of a sign-in. It runs where the hash did, at the hashing threads' low priority,
+    /// without waking another thread for it.
+    pub async fn verify_then<T: Send + 'static>(
+        self,
+        password: &str,
+        stored: Option<&str>,
+        then: impl FnOnce(&Verified) -> T + Send + 'static,
+    ) -> Result<(Verified, T), HashError> {
         let password = password.as_bytes().to_vec();
         let known = stored.is_some();
         let stored = stored.unwrap_or(&self.hasher.inner.dummy_hash).to_string();
         self.run(move |params, memory| {
             let verified = verify_stored(params, memory, &password, &stored);
-            Verified {
+            let verified = Verified {
                 matches: verified.matches && known,
                 needs_rehash: verified.needs_rehash && known,
-            }
+            };
+            let next = then(&verified);
+            (verified, next)
         })
         .await
     }

@@ -43,25 +43,28 @@ fn remaining(row: &login_failure::Model, now: DateTime<Utc>) -> Option<TimeDelta
         .map(|until| until - now)
 }
 
-/// [`locked_for`] read again inside the caller's write transaction, with the counter locked
-/// until it ends (PostgreSQL; SQLite write transactions are exclusive). The check made before
-/// verifying a password is not enough: parallel attempts, on this replica or another, all pass
-/// it before any of their failures is committed, so a burst of guesses would all be answered,
-/// the right one included. Under the lock, those that come after the locking failure are
-/// refused instead, whatever the password.
-pub async fn locked_for_update(
+/// Clears the counter after a right password, inside the caller's write transaction, unless
+/// sign-in is locked by now: then returns how long the lock lasts, and the caller must not
+/// commit (dropping the transaction puts the counter back).
+///
+/// The check made before verifying a password is not enough: parallel attempts, on this replica
+/// or another, all pass it before any of their failures is committed, so a burst of guesses
+/// would all be answered, the right one included. Read here, in the statement that deletes the
+/// row (which waits for a concurrent writer of it on PostgreSQL; SQLite write transactions are
+/// exclusive), a lock set by such a failure refuses the right password too.
+pub async fn clear_unless_locked(
     db: &impl ConnectionTrait,
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<TimeDelta>, DbErr> {
-    Ok(store::login_failures::for_update(db, key)
+    Ok(store::login_failures::take(db, key)
         .await?
         .and_then(|row| remaining(&row, now)))
 }
 
 /// Counts a failure inside the caller's write transaction and returns the new count; or, when
 /// sign-in is locked by now (failures of parallel attempts committed since the caller's first
-/// check, see [`locked_for_update`]), counts nothing and returns how long the lock lasts.
+/// check, see [`clear_unless_locked`]), counts nothing and returns how long the lock lasts.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
     key: &str,
@@ -93,6 +96,7 @@ pub async fn record_failure(
     Ok(Ok(count))
 }
 
+/// Clears the counter, whatever it holds (a reset or an administrator unlocking).
 pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
     store::login_failures::clear(db, key).await
 }

@@ -4,7 +4,10 @@
 //! verified for unknown names), and both count towards lockout. Whether the account is
 //! unconfirmed or disabled is told only after the right password.
 
-use super::{Infra, UserStatus, lockout, tokens::SignedIn};
+use super::{
+    Infra, UserStatus, lockout,
+    tokens::{NewSession, SignedIn},
+};
 use crate::{metrics::SignIn, state::AppState, store};
 use chrono::{Duration as TimeDelta, Utc};
 
@@ -52,8 +55,22 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
     if let Some(wait) = lockout::locked_for(&state.reads, &key, Utc::now()).await? {
         return Err(LoginError::LockedOut(wait));
     }
-    let verified = admission
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+    // The tokens of a right password are signed by the hashing thread, in the same job: no
+    // thread is woken for three RS256 signatures, and they run at hashing's low priority. Their
+    // session is stored below; nobody sees them unless that commits.
+    let signing = user
+        .clone()
+        .filter(|u| UserStatus::of(u) == UserStatus::Confirmed);
+    let signer = state.clone();
+    let (verified, signed) = admission
+        .verify_then(password, user.as_ref().map(|u| u.password_hash.as_str()), {
+            move |verified| {
+                let user = signing.filter(|_| verified.matches)?;
+                let session = NewSession::new(&signer, user, Utc::now());
+                let signed_in = session.sign_here(&signer);
+                Some((session, signed_in))
+            }
+        })
         .await
         .map_err(Infra::from)?;
 
@@ -68,7 +85,8 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
         }
     };
     // Locked by parallel attempts since the check above: the right password is refused too.
-    if let Some(wait) = lockout::locked_for_update(&txn, &key, now).await? {
+    // Otherwise the counter is cleared, in the same statement.
+    if let Some(wait) = lockout::clear_unless_locked(&txn, &key, now).await? {
         return Err(LoginError::LockedOut(wait));
     }
     match UserStatus::of(&user) {
@@ -76,10 +94,12 @@ async fn attempt(state: &AppState, login: &str, password: &str) -> Result<Signed
         UserStatus::Unconfirmed => return Err(LoginError::UserNotConfirmed),
         UserStatus::Confirmed => {}
     }
-    lockout::clear(&txn, &key).await?;
-    let issued = super::tokens::start_session(state, &txn, user.clone(), now).await?;
+    // The hashing job signed for exactly this case: the right password of a confirmed user.
+    let Some((session, signed_in)) = signed else {
+        return Err(Infra::Hash("the sign-in's tokens were not signed".into()).into());
+    };
+    session.store(&txn).await?;
     txn.commit().await?;
-    let signed_in = issued.sign(state).await;
 
     if verified.needs_rehash {
         rehash(state, &user, password).await;

@@ -58,12 +58,11 @@ pub async fn change(
     let now = Utc::now();
     let txn = store::begin_write(&state.db).await?;
     // Locked by parallel wrong guesses since the check above: refused like them.
-    if let Some(wait) = lockout::locked_for_update(&txn, &lock_key, now).await? {
+    if let Some(wait) = lockout::clear_unless_locked(&txn, &lock_key, now).await? {
         return Err(ChangePasswordError::LockedOut(wait));
     }
     store::users::set_password_hash(&txn, caller.user.uid, hash, now, true).await?;
     store::sessions::revoke_all(&txn, caller.user.uid, Some(caller.session.id), now).await?;
-    lockout::clear(&txn, &lock_key).await?;
     txn.commit().await?;
     Ok(())
 }

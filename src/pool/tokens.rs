@@ -63,33 +63,61 @@ impl Issued {
     }
 }
 
-/// Starts a session for a user who just proved their password, inside the caller's transaction.
-pub async fn start_session(
-    state: &AppState,
-    db: &impl ConnectionTrait,
+/// A session for a user who just proved their password, and its first refresh token: built,
+/// not stored yet.
+#[derive(Debug)]
+pub struct NewSession {
     user: user::Model,
+    session: session::Model,
+    refresh_jti: String,
     now: DateTime<Utc>,
-) -> Result<Issued, DbErr> {
-    let expires_at =
-        now + TimeDelta::from_std(state.settings.tokens.refresh_ttl).unwrap_or_default();
-    // The session id doubles as `origin_jti`: every token of the sign-in names it, so
-    // authenticating a request finds the session by primary key.
-    let id = Uuid::new_v4();
-    let session = store::sessions::insert(
-        db,
-        session::ActiveModel {
-            id: Set(id),
-            uid: Set(user.uid),
-            client_id: Set(state.client_id.to_string()),
-            auth_time: Set(now),
-            origin_jti: Set(id.to_string()),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-            revoked_at: Set(None),
-        },
-    )
-    .await?;
-    issue(db, user, session, now).await
+}
+
+impl NewSession {
+    pub fn new(state: &AppState, user: user::Model, now: DateTime<Utc>) -> Self {
+        let expires_at =
+            now + TimeDelta::from_std(state.settings.tokens.refresh_ttl).unwrap_or_default();
+        // The session id doubles as `origin_jti`: every token of the sign-in names it, so
+        // authenticating a request finds the session by primary key.
+        let id = Uuid::new_v4();
+        let session = session::Model {
+            id,
+            uid: user.uid,
+            client_id: state.client_id.to_string(),
+            auth_time: now,
+            origin_jti: id.to_string(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        Self {
+            user,
+            session,
+            refresh_jti: Uuid::new_v4().to_string(),
+            now,
+        }
+    }
+
+    /// Signs the session's tokens on the calling thread (three RS256 signatures), for a caller
+    /// on a thread made for CPU work. Nobody may see them before [`NewSession::store`]'s
+    /// transaction commits: until then the session they name does not exist.
+    pub fn sign_here(&self, state: &AppState) -> SignedIn {
+        sign(
+            state,
+            &self.user,
+            &self.session,
+            self.refresh_jti.clone(),
+            self.now,
+        )
+    }
+
+    /// Stores the session and its first refresh token inside the caller's transaction.
+    pub async fn store(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        let session = store::sessions::insert(db, self.session).await?;
+        store_refresh_token(db, self.user, session, self.refresh_jti, self.now)
+            .await
+            .map(drop)
+    }
 }
 
 /// Stores a new refresh token for a live session, to be signed with id and access tokens.
@@ -99,7 +127,16 @@ pub async fn issue(
     session: session::Model,
     now: DateTime<Utc>,
 ) -> Result<Issued, DbErr> {
-    let refresh_jti = Uuid::new_v4().to_string();
+    store_refresh_token(db, user, session, Uuid::new_v4().to_string(), now).await
+}
+
+async fn store_refresh_token(
+    db: &impl ConnectionTrait,
+    user: user::Model,
+    session: session::Model,
+    refresh_jti: String,
+    now: DateTime<Utc>,
+) -> Result<Issued, DbErr> {
     store::sessions::insert_refresh_token(
         db,
         refresh_token::ActiveModel {

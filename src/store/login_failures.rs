@@ -52,6 +52,17 @@ pub async fn update(
     row.update(db).await.map(|_| ())
 }
 
+/// Deletes the counter row and returns what it held. On PostgreSQL the `DELETE` waits for a
+/// transaction writing the row and then sees its commit, as `FOR UPDATE` would.
+pub async fn take(
+    db: &impl ConnectionTrait,
+    key: &str,
+) -> Result<Option<login_failure::Model>, DbErr> {
+    login_failure::Entity::delete_by_id(key.to_string())
+        .exec_with_returning(db)
+        .await
+}
+
 pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
     login_failure::Entity::delete_by_id(key.to_string())
         .exec(db)

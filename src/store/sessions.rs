@@ -5,16 +5,20 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    JoinType, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement, Value,
     prelude::{Expr, Uuid},
 };
 
+/// Inserts a session row, without reading it back: the caller holds it already.
 pub async fn insert(
     db: &impl ConnectionTrait,
-    row: session::ActiveModel,
+    row: session::Model,
 ) -> Result<session::Model, DbErr> {
-    row.insert(db).await
+    session::Entity::insert(session::ActiveModel::from(row.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(row)
 }
 
 pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<session::Model>, DbErr> {
@@ -127,7 +131,11 @@ pub async fn insert_refresh_token(
     db: &impl ConnectionTrait,
     row: refresh_token::ActiveModel,
 ) -> Result<(), DbErr> {
-    row.insert(db).await.map(|_| ())
+    // Not read back: nobody needs it.
+    refresh_token::Entity::insert(row)
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
 }
 
 pub async fn refresh_token(
