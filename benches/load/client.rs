@@ -2,7 +2,8 @@
 //! request at a time for a fixed duration and recording every latency.
 //!
 //! Requests started before the deadline all count towards latency, errors and timeouts; the
-//! request rate counts the answers that arrived before the deadline, divided by the duration.
+//! request rate counts the answers that arrived in the counted window (from the end of an
+//! optional warm-up to the deadline), divided by its length.
 
 use std::{
     net::SocketAddr,
@@ -226,7 +227,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn merge(&mut self, other: Self) {
+    /// Adds another group's or slice's answers; [`Stats::finish`] once all are in.
+    pub fn merge(&mut self, other: Self) {
         self.ok_in_window += other.ok_in_window;
         self.ok_latency_us.extend(other.ok_latency_us);
         self.busy_in_window += other.busy_in_window;
@@ -239,7 +241,8 @@ impl Stats {
         }
     }
 
-    fn finish(&mut self, duration: Duration) {
+    /// Sorts the latencies and sets the counted window the rates divide by.
+    pub fn finish(&mut self, duration: Duration) {
         self.ok_latency_us.sort_unstable();
         self.busy_latency_us.sort_unstable();
         self.duration = duration;
@@ -274,7 +277,12 @@ fn percentile_ms(sorted_us: &[u32], percentile: f64) -> Option<f64> {
     Some(f64::from(sorted_us[index]) / 1000.0)
 }
 
-async fn worker(mut conn: Conn, mut job: Job, deadline: Instant) -> (Job, Stats) {
+async fn worker(
+    mut conn: Conn,
+    mut job: Job,
+    counted_from: Instant,
+    deadline: Instant,
+) -> (Job, Stats) {
     let mut stats = Stats::default();
     while Instant::now() < deadline {
         let request = job.request();
@@ -282,7 +290,7 @@ async fn worker(mut conn: Conn, mut job: Job, deadline: Instant) -> (Job, Stats)
         let outcome = conn.send(request, REQUEST_TIMEOUT).await;
         let done = Instant::now();
         let micros = u32::try_from(done.duration_since(sent).as_micros()).unwrap_or(u32::MAX);
-        let in_window = done <= deadline;
+        let in_window = counted_from <= done && done <= deadline;
         match outcome {
             Outcome::Reply { status, body, .. } if status.is_success() => {
                 stats.ok_latency_us.push(micros);
@@ -330,6 +338,19 @@ pub async fn run(
     groups: Vec<Vec<Job>>,
     duration: Duration,
 ) -> Vec<(Vec<Job>, Stats)> {
+    run_after_warm_up(addr, groups, duration, Duration::ZERO).await
+}
+
+/// [`run`], with rates counting only the answers that arrive after `warm_up`: a short run
+/// starts with an empty pipeline (no hash finishes before the first one has run), which would
+/// otherwise weigh on its rate. Latencies and errors count from the start. Returns once every
+/// request sent has been answered, so the server is idle again.
+pub async fn run_after_warm_up(
+    addr: SocketAddr,
+    groups: Vec<Vec<Job>>,
+    duration: Duration,
+    warm_up: Duration,
+) -> Vec<(Vec<Job>, Stats)> {
     let mut connected = Vec::new();
     for jobs in groups {
         let mut group = Vec::new();
@@ -343,13 +364,14 @@ pub async fn run(
         connected.push(group);
     }
     let start = Instant::now();
+    let counted_from = start + warm_up;
     let deadline = start + duration;
     let handles: Vec<Vec<_>> = connected
         .into_iter()
         .map(|group| {
             group
                 .into_iter()
-                .map(|(conn, job)| tokio::spawn(worker(conn, job, deadline)))
+                .map(|(conn, job)| tokio::spawn(worker(conn, job, counted_from, deadline)))
                 .collect()
         })
         .collect();
@@ -362,7 +384,7 @@ pub async fn run(
             jobs.push(job);
             stats.merge(worker_stats);
         }
-        stats.finish(duration);
+        stats.finish(duration.saturating_sub(warm_up));
         results.push((jobs, stats));
     }
     results

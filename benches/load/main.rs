@@ -39,7 +39,9 @@ use server::{CpuUse, Memory, Server, ServerConfig};
 const USAGE: &str = "\
 cargo bench --bench load -- [OPTIONS]
 
-  --users N             users to seed (default 1000; 1000000 for the scale check)
+  --users N             users to seed (default 1000). Any other number is the scale check: a
+                        second server on 1000 users is driven in the slices between this
+                        one's login and GET slices, and their latencies compared
   --database-url URL    PostgreSQL server to use (postgres://USER@HOST:PORT/DB): a fresh database
                         is created on it and dropped afterwards [default: SQLite in a temp dir]
   --duration-s S        seconds per workload and concurrency (default 10)
@@ -198,6 +200,32 @@ struct Results {
     rows: Vec<Row>,
     floods: Vec<FloodRow>,
     peak_reset_ok: bool,
+    /// The raw argon2id rate each login step was judged against, by concurrency.
+    login_limits: Vec<(usize, Limit)>,
+    /// The scale check's baseline server: its login and GET stats, by workload and concurrency.
+    baseline: Vec<(&'static str, usize, Stats)>,
+}
+
+/// A raw rate measured in slices: over all of them, and the slowest and fastest slice.
+struct Limit {
+    rate: f64,
+    slowest: f64,
+    fastest: f64,
+}
+
+/// Slices of a step measured in slices (see [`Ctx::interleaved`]).
+const SLICES: u32 = 5;
+/// The start of each slice whose answers the rate leaves out: the pipeline fills first.
+const SLICE_WARM_UP: Duration = Duration::from_millis(100);
+/// Users of the scale check's baseline: a run with another number of users also drives a
+/// server on a database of this many, in the slices between its own.
+const BASELINE_USERS: u64 = 1_000;
+
+/// The scale check's second server, on its own database of [`BASELINE_USERS`] users.
+struct Baseline {
+    server: Server,
+    addr: SocketAddr,
+    sessions: Vec<Session>,
 }
 
 async fn run(options: Options) -> Result<(), String> {
@@ -212,22 +240,38 @@ async fn run(options: Options) -> Result<(), String> {
     let mut results = Results::default();
 
     let db = seed::BenchDb::create(options.database_url.as_deref(), dir.path()).await?;
+    let baseline_dir = dir.path().join("baseline");
+    let baseline_db = if options.users == BASELINE_USERS {
+        None
+    } else {
+        std::fs::create_dir_all(&baseline_dir).map_err(|e| format!("temp dir: {e}"))?;
+        match seed::BenchDb::create(options.database_url.as_deref(), &baseline_dir).await {
+            Ok(created) => Some(created),
+            Err(err) => {
+                db.drop_database().await;
+                return Err(err);
+            }
+        }
+    };
     progress(&format!("seeding {} users ({})", options.users, db.backend));
     let outcome = measure(
         &options,
         &settings,
         cores,
-        &db,
+        (&db, baseline_db.as_ref()),
         dir.path().to_path_buf(),
         &mut results,
     )
     .await;
     db.drop_database().await;
+    if let Some(baseline_db) = baseline_db {
+        baseline_db.drop_database().await;
+    }
     outcome?;
 
     let total = run_started.elapsed();
     print_report(&options, &settings, cores, &results, load_before, total);
-    save_and_compare(&options, &results);
+    print_scale(&options, &results);
     Ok(())
 }
 
@@ -236,7 +280,7 @@ async fn measure(
     options: &Options,
     settings: &Settings,
     cores: usize,
-    db: &seed::BenchDb,
+    (db, baseline_db): (&seed::BenchDb, Option<&seed::BenchDb>),
     dir: PathBuf,
     results: &mut Results,
 ) -> Result<(), String> {
@@ -281,6 +325,26 @@ async fn measure(
     let sessions = sign_in(addr, options.users, 2 * max_concurrency).await?;
     let (get_sessions, refresh_sessions) = sessions.split_at(max_concurrency);
 
+    let baseline = match baseline_db {
+        None => None,
+        Some(baseline_db) => {
+            progress(&format!(
+                "baseline: seeding {BASELINE_USERS} users and starting"
+            ));
+            seed::seed(&baseline_db.url, BASELINE_USERS).await?;
+            let config = ServerConfig::new(baseline_db.url.clone(), &dir.join("baseline"))
+                .map_err(|e| format!("port: {e}"))?;
+            let mut server = Server::spawn(&config)?;
+            server.wait_ready(config.addr, Instant::now()).await?;
+            let sessions = sign_in(config.addr, BASELINE_USERS, max_concurrency).await?;
+            Some(Baseline {
+                server,
+                addr: config.addr,
+                sessions,
+            })
+        }
+    };
+
     // authpool's own signer and verifier, on the server's own key, for the raw RS256 rates.
     let bench_db = database::connect(&db.url)
         .await
@@ -305,38 +369,51 @@ async fn measure(
         server: &server,
     };
     // Each raw limit is measured just before the workloads compared with it (the server idle),
-    // so that both see the machine in the same state.
+    // so that both see the machine in the same state; login's, in slices between its own.
+    let stored = stored_hash(&db.url).await?;
+    let argon2_rate = |memory, threads, duration| {
+        raw::argon2_verifications(
+            &settings.argon2,
+            &stored,
+            seed::PASSWORD,
+            memory,
+            threads,
+            duration,
+        )
+    };
     if options.wants("login") || options.wants("mixed") || options.wants("flood") {
         progress("raw argon2id rate");
-        let stored = stored_hash(&db.url).await?;
-        let rate = |memory, threads| {
-            raw::argon2_verifications(
-                &settings.argon2,
-                &stored,
-                seed::PASSWORD,
-                memory,
-                threads,
-                options.raw,
-            )
-        };
-        results.argon2_one_core = rate(raw::Argon2Memory::Kept, 1);
-        results.argon2_all_cores = rate(raw::Argon2Memory::Kept, cores);
-        results.argon2_all_cores_per_call = rate(raw::Argon2Memory::PerCall, cores);
+        results.argon2_one_core = argon2_rate(raw::Argon2Memory::Kept, 1, options.raw);
+        results.argon2_all_cores = argon2_rate(raw::Argon2Memory::Kept, cores, options.raw);
+        results.argon2_all_cores_per_call =
+            argon2_rate(raw::Argon2Memory::PerCall, cores, options.raw);
     }
     if options.wants("login") {
         for &c in &options.concurrency {
             progress(&format!("login, concurrency {c}"));
-            let jobs = (0..c)
-                .map(|i| Job::login(options.users, seed::PASSWORD, seed_of(i), false))
-                .collect();
-            let (stats, measured) = ctx.phase(vec![jobs]).await;
-            let stats = &stats[0];
-            let ratio = stats.ok_per_s() / results.argon2_all_cores;
+            let logins = |users| {
+                (0..c)
+                    .map(|i| Job::login(users, seed::PASSWORD, seed_of(i), false))
+                    .collect()
+            };
+            let mut lanes = vec![ctx.lane(logins(options.users))];
+            if let Some(baseline) = &baseline {
+                lanes.push(baseline.lane(logins(BASELINE_USERS)));
+            }
+            let raw = |duration| argon2_rate(raw::Argon2Memory::Kept, cores, duration);
+            let (mut lanes, limit) = ctx.interleaved(lanes, Some(&raw)).await;
+            let limit = limit.expect("measured with a raw rate");
+            let (stats, measured) = lanes.remove(0);
+            if let Some((stats, _)) = lanes.pop() {
+                results.baseline.push(("login", c, stats));
+            }
+            let ratio = stats.ok_per_s() / limit.rate;
             let judged = c >= cores;
+            results.login_limits.push((c, limit));
             results.rows.push(row(
                 "login",
                 c,
-                stats,
+                &stats,
                 measured,
                 Some((ratio, "of argon2id")),
                 if judged {
@@ -370,8 +447,23 @@ async fn measure(
     if options.wants("get") {
         for &c in &options.concurrency {
             progress(&format!("authenticated GET, concurrency {c}"));
-            let (stats, measured) = ctx.phase(vec![get_jobs(get_sessions, c)]).await;
-            let stats = &stats[0];
+            let (stats, measured) = match &baseline {
+                None => {
+                    let (mut stats, measured) = ctx.phase(vec![get_jobs(get_sessions, c)]).await;
+                    (stats.remove(0), measured)
+                }
+                Some(baseline) => {
+                    let lanes = vec![
+                        ctx.lane(get_jobs(get_sessions, c)),
+                        baseline.lane(get_jobs(&baseline.sessions, c)),
+                    ];
+                    let (mut lanes, _) = ctx.interleaved(lanes, None).await;
+                    let (base, _) = lanes.pop().expect("two lanes");
+                    results.baseline.push(("auth GET", c, base));
+                    lanes.pop().expect("two lanes")
+                }
+            };
+            let stats = &stats;
             let ratio = results
                 .bare
                 .get(&c)
@@ -522,6 +614,13 @@ struct Measured {
     cpu: CpuUse,
 }
 
+/// A server driven in slices, and the jobs that drive it (kept from one slice to the next).
+struct Lane<'a> {
+    addr: SocketAddr,
+    server: &'a Server,
+    jobs: Vec<Job>,
+}
+
 /// What a phase needs of the run.
 struct Ctx<'a> {
     options: &'a Options,
@@ -529,7 +628,25 @@ struct Ctx<'a> {
     server: &'a Server,
 }
 
-impl Ctx<'_> {
+impl Baseline {
+    fn lane(&self, jobs: Vec<Job>) -> Lane<'_> {
+        Lane {
+            addr: self.addr,
+            server: &self.server,
+            jobs,
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn lane(&self, jobs: Vec<Job>) -> Lane<'a> {
+        Lane {
+            addr: self.addr,
+            server: self.server,
+            jobs,
+        }
+    }
+
     /// Runs the groups side by side for the duration; returns their stats, the server's peak
     /// memory and the CPU used during the phase.
     async fn phase(&self, groups: Vec<Vec<Job>>) -> (Vec<Stats>, Measured) {
@@ -538,6 +655,76 @@ impl Ctx<'_> {
             groups.into_iter().map(|(_, stats)| stats).collect(),
             measured,
         )
+    }
+
+    /// Runs the step in [`SLICES`] rounds, each of one slice of `raw` when given (a raw rate
+    /// over the given time, measured with every server idle) and then one slice of each lane in
+    /// turn. Returns each lane's merged stats and what its server used during its slices, and
+    /// the raw rate over all its slices.
+    ///
+    /// Why slices: this VM's speed moves by up to a third between runs a minute apart (the raw
+    /// argon2id rate most: its memory bandwidth is shared with other guests), more than the
+    /// differences the ratios are there to show. Alternating keeps both sides of a comparison
+    /// in the same seconds; each side gets as much time as when measured in one piece.
+    async fn interleaved(
+        &self,
+        lanes: Vec<Lane<'_>>,
+        raw: Option<&dyn Fn(Duration) -> f64>,
+    ) -> (Vec<(Stats, Measured)>, Option<Limit>) {
+        let slice = self.options.duration / SLICES;
+        let raw_slice = self.options.raw / SLICES;
+        let warm_up = SLICE_WARM_UP.min(slice / 4);
+        let mut lanes: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                lane.server.reset_peak();
+                (lane, Stats::default(), CpuUse::default(), 0.0)
+            })
+            .collect();
+        let (mut hashes, mut slowest, mut fastest) = (0.0, f64::INFINITY, 0.0_f64);
+        for _ in 0..SLICES {
+            if let Some(raw) = raw {
+                let rate = raw(raw_slice);
+                hashes += rate * raw_slice.as_secs_f64();
+                slowest = slowest.min(rate);
+                fastest = fastest.max(rate);
+            }
+            for (lane, stats, cpu, elapsed) in &mut lanes {
+                let before = lane.server.cpu_ticks();
+                let started = Instant::now();
+                let jobs = std::mem::take(&mut lane.jobs);
+                let mut groups =
+                    client::run_after_warm_up(lane.addr, vec![jobs], slice, warm_up).await;
+                let seconds = started.elapsed().as_secs_f64();
+                *elapsed += seconds;
+                let used = before.cores_until(&lane.server.cpu_ticks(), seconds);
+                cpu.server += used.server * seconds;
+                cpu.bench += used.bench * seconds;
+                cpu.other += used.other * seconds;
+                let (jobs, slice_stats) = groups.pop().expect("one group");
+                lane.jobs = jobs;
+                stats.merge(slice_stats);
+            }
+        }
+        let lanes = lanes
+            .into_iter()
+            .map(|(lane, mut stats, cpu, elapsed)| {
+                stats.finish((slice - warm_up) * SLICES);
+                let cpu = CpuUse {
+                    server: cpu.server / elapsed,
+                    bench: cpu.bench / elapsed,
+                    other: cpu.other / elapsed,
+                };
+                let memory = lane.server.memory();
+                (stats, Measured { memory, cpu })
+            })
+            .collect();
+        let limit = raw.map(|_| Limit {
+            rate: hashes / (raw_slice * SLICES).as_secs_f64(),
+            slowest,
+            fastest,
+        });
+        (lanes, limit)
     }
 
     async fn phase_keeping_jobs(
@@ -805,6 +992,13 @@ fn print_report(
          allocation per call instead: {:.1}/s on {cores} cores",
         results.argon2_all_cores, results.argon2_one_core, results.argon2_all_cores_per_call
     );
+    for (c, limit) in &results.login_limits {
+        println!(
+            "- Login at {c} judged against the raw argon2id rate measured in {SLICES} slices \
+             between its own: {:.1} hashes/s on {cores} cores (slices {:.1}–{:.1})",
+            limit.rate, limit.slowest, limit.fastest
+        );
+    }
     println!(
         "- Raw RS256 with authpool's kept aws-lc-rs key pair: {:.0} signatures/s on {cores} cores \
          → refresh limit {:.0}/s ({} signatures per refresh)",
@@ -863,88 +1057,45 @@ fn print_report(
     println!("- Whole run: {:.0} s.", total.as_secs_f64());
 }
 
-/// Where a run's latencies are kept for the scale comparison.
-fn results_path(backend: &str, users: u64) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("load-bench")
-        .join(format!("{}-{users}.json", backend.to_lowercase()))
-}
-
-/// Saves this run's login and GET latencies, and compares them with the 1 000-user run on the
-/// same backend when this run has another number of users (the scale check).
-fn save_and_compare(options: &Options, results: &Results) {
-    let backend = if options.database_url.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
-    let rows: Vec<_> = results
-        .rows
-        .iter()
-        .map(|r| {
-            json!({
-                "workload": r.workload, "concurrency": r.concurrency, "rps": r.rps,
-                "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-            })
-        })
-        .collect();
-    let path = results_path(backend, options.users);
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&json!({ "users": options.users, "rows": rows }))
-            .unwrap_or_default(),
-    );
-    if options.users == 1_000 {
+/// The scale check: the login and GET latencies of this run's server against those of the
+/// baseline server on [`BASELINE_USERS`] users, measured in the slices between its own.
+fn print_scale(options: &Options, results: &Results) {
+    if results.baseline.is_empty() {
         return;
     }
-    let baseline_path = results_path(backend, 1_000);
-    let Ok(text) = std::fs::read_to_string(&baseline_path) else {
-        println!(
-            "- Scale: no 1 000-user run on {backend} saved ({}); run the default first to compare.",
-            baseline_path.display()
-        );
-        return;
-    };
-    let Ok(baseline) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return;
-    };
     println!();
     println!(
-        "Scale: {} users against the saved 1 000-user run (target: login and auth GET latency within 20 %)",
+        "Scale: {} users against {BASELINE_USERS} on a second server, driven in alternating \
+         slices of the same steps (target: login and auth GET latency within 20 %)",
         options.users
     );
-    for row in results
-        .rows
-        .iter()
-        .filter(|r| r.workload == "login" || r.workload == "auth GET")
-    {
-        let Some(base) = baseline["rows"].as_array().and_then(|rows| {
-            rows.iter().find(|b| {
-                b["workload"] == row.workload.as_str() && b["concurrency"] == row.concurrency
-            })
-        }) else {
+    for (workload, concurrency, base) in &results.baseline {
+        let Some(row) = results
+            .rows
+            .iter()
+            .find(|r| r.workload == *workload && r.concurrency == *concurrency)
+        else {
             continue;
         };
         let compare = |now: Option<f64>, then: Option<f64>| match (now, then) {
             (Some(now), Some(then)) if then > 0.0 => Some(now / then),
             _ => None,
         };
-        let p50 = compare(row.p50_ms, base["p50_ms"].as_f64());
-        let p99 = compare(row.p99_ms, base["p99_ms"].as_f64());
+        let p50 = compare(row.p50_ms, base.ok_ms(50.0));
+        let p99 = compare(row.p99_ms, base.ok_ms(99.0));
         let met = match (p50, p99) {
             (Some(a), Some(b)) => Some(a <= 1.2 && b <= 1.2),
             _ => None,
         };
+        let ms = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.2} ms"));
         let pct = |r: Option<f64>| r.map_or("?".into(), |r| format!("{:+.0} %", (r - 1.0) * 100.0));
         println!(
-            "- {} at {}: p50 {}, p99 {} {}",
-            row.workload,
-            row.concurrency,
+            "- {workload} at {concurrency}: p50 {} → {} ({}), p99 {} → {} ({}) {}",
+            ms(base.ok_ms(50.0)),
+            ms(row.p50_ms),
             pct(p50),
+            ms(base.ok_ms(99.0)),
+            ms(row.p99_ms),
             pct(p99),
             mark(met)
         );
