@@ -98,8 +98,8 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshE
         .map_err(|_| RefreshError::NotAuthorized)?;
     let now = Utc::now();
     // Final without the lock: a missing token, an ended session or another user's never become
-    // valid again.
-    let Some((row, session, user)) = presented(&state.db, &claims, now).await? else {
+    // valid again. Read on the kept connections, like a bearer check (see `store::reads`).
+    let Some((row, session, user)) = presented(&state.reads, &claims, now).await? else {
         return Err(RefreshError::NotAuthorized);
     };
     let txn = store::begin_write(&state.db).await?;
