@@ -4,19 +4,19 @@
 //! `concurrency` OS threads (`authpool-hash-N`) compute the hashes, each in one argon2 memory
 //! buffer of its own that it reuses for every job (allocated at its first job and kept), so the
 //! memory used by hashing stays `concurrency` buffers whatever the load. At most `queue` more
-//! jobs may wait; past that the caller gets [`HashError::Busy`] at once (503 with
-//! `Retry-After`) rather than memory growing without bound.
+//! jobs may wait; past that the caller gets [`HashError::Busy`] (503 with `Retry-After`) after a
+//! short hold ([`REFUSAL_HOLD`]) rather than memory growing without bound.
 //!
 //! The queue is bounded in time too. The hashing threads run at the lowest CPU priority (see
 //! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy it drains
 //! slowly, and a client is better told at once to come back than left waiting past its timeout:
-//! an admission is refused at once when a new job would likely wait more than half of
+//! an admission is refused (after the hold) when a new job would likely wait more than half of
 //! [`MAX_QUEUE_WAIT`] (from the jobs ahead of it and how long jobs take now), or when the oldest
 //! queued job has waited that long already; a job that still waits [`MAX_QUEUE_WAIT`] is refused
 //! instead of computed.
 //!
-//! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits), then runs its
-//! job with it. Taking the admission before any other work (a sign-in's database queries) lets a
+//! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits for a place),
+//! then runs its job with it. Taking the admission before any other work (a sign-in's database queries) lets a
 //! saturated pool refuse cheaply; the refusal depends on the pool only, never on the account.
 
 use std::{
@@ -76,6 +76,16 @@ struct Inner {
 /// the 5–30 s after which HTTP clients commonly give up.
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a refused admission waits before its caller hears of it (the 503). A refusal costs
+/// far less than a hash, but not nothing, and it runs before hashing (whose threads have the
+/// lowest priority): clients that retry the moment they are refused, ignoring `Retry-After`,
+/// could otherwise fill both cores with refusals and leave the admitted jobs almost no time,
+/// which slows the queue and refuses more (measured: 64 such clients on a 2-core machine with
+/// one busy process beside it got 14 sign-ins/s, and 163 000 refusals in 8 s; held, 35/s and
+/// 17 000). Held, each such client can be refused at most ~100 times a second, and the answer
+/// still comes well within the 50 ms a refusal is allowed.
+pub const REFUSAL_HOLD: Duration = Duration::from_millis(10);
+
 /// What the hashing threads share with the callers.
 struct Shared {
     params: Params,
@@ -95,6 +105,11 @@ struct Shared {
     /// How long a job takes now, start to end on its thread (microseconds, a moving average):
     /// longer than the hash itself while other work has the cores.
     job_micros: AtomicU64,
+    /// When each hashing thread started its current job, in microseconds since `epoch` plus
+    /// one; 0 while it has none. When other work suddenly takes the cores, jobs stop ending and
+    /// the average above stays as it was; a job that has run long already says so at once.
+    started: Vec<AtomicU64>,
+    epoch: Instant,
 }
 
 struct Queue {
@@ -207,6 +222,8 @@ impl Hasher {
             rejected: AtomicU64::new(0),
             concurrency,
             job_micros: AtomicU64::new(0),
+            started: (0..concurrency).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
         });
         let hasher = Self {
             inner: Arc::new(Inner {
@@ -215,21 +232,31 @@ impl Hasher {
                 dummy_hash,
             }),
         };
-        for n in 1..=concurrency {
+        for n in 0..concurrency {
             let shared = shared.clone();
             // A failed spawn drops `hasher`, which closes the pool and ends the threads started.
             std::thread::Builder::new()
-                .name(format!("authpool-hash-{n}"))
-                .spawn(move || shared.work())
+                .name(format!("authpool-hash-{}", n + 1))
+                .spawn(move || shared.work(n))
                 .map_err(|e| HashError::Internal(format!("cannot start a hashing thread: {e}")))?;
         }
         Ok(hasher)
     }
 
-    /// Takes a place in the pool for one job, without waiting: [`HashError::Busy`] when
+    /// Takes a place in the pool for one job: [`Self::try_admit`], but a refusal is answered
+    /// only after [`REFUSAL_HOLD`] (see there). An admission is never held.
+    pub async fn admit(&self) -> Result<Admission, HashError> {
+        let admitted = self.try_admit();
+        if admitted.is_err() {
+            tokio::time::sleep(REFUSAL_HOLD).await;
+        }
+        admitted
+    }
+
+    /// Takes a place in the pool for one job, deciding at once: [`HashError::Busy`] when
     /// `concurrency` jobs run and `queue` more are admitted already, or when the queue drains
     /// too slowly for one more (its oldest job has waited half of [`MAX_QUEUE_WAIT`]).
-    pub fn admit(&self) -> Result<Admission, HashError> {
+    pub fn try_admit(&self) -> Result<Admission, HashError> {
         let shared = &self.inner.shared;
         let capacity = self.inner.capacity;
         if shared.drains_too_slowly() {
@@ -254,7 +281,7 @@ impl Hasher {
     /// Hashes a new password (PHC string with a random salt): [`Self::admit`], then
     /// [`Admission::hash`].
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        self.admit()?.hash(password).await
+        self.admit().await?.hash(password).await
     }
 
     /// Checks a password: [`Self::admit`], then [`Admission::verify`].
@@ -263,7 +290,7 @@ impl Hasher {
         password: &str,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
-        self.admit()?.verify(password, stored).await
+        self.admit().await?.verify(password, stored).await
     }
 
     /// Admissions held now: jobs running or waiting, and places taken for a job about to be
@@ -362,15 +389,36 @@ impl Shared {
     }
 
     /// Whether one more job would likely wait more than half of `max_wait`: from the jobs
-    /// admitted ahead of it and how long jobs take now, or because the oldest queued job has
-    /// waited that long already.
+    /// admitted ahead of it and how long jobs take now (the recent average, or longer while a
+    /// running job has taken longer already), or because the oldest queued job has waited that
+    /// long already.
     fn drains_too_slowly(&self) -> bool {
         let limit = self.max_wait / 2;
         let ahead = (self.admitted.load(Ordering::Acquire) + 1).saturating_sub(self.concurrency);
-        let job = Duration::from_micros(self.job_micros.load(Ordering::Relaxed));
+        let job = Duration::from_micros(
+            self.job_micros
+                .load(Ordering::Relaxed)
+                .max(self.longest_running_micros()),
+        );
         let predicted = job * u32::try_from(ahead).unwrap_or(u32::MAX)
             / u32::try_from(self.concurrency).unwrap_or(1);
         predicted > limit || self.oldest_wait() > limit
+    }
+
+    /// How long the job that has run longest so far has been running, in microseconds.
+    fn longest_running_micros(&self) -> u64 {
+        let now = self.micros_since_epoch();
+        self.started
+            .iter()
+            .map(|started| started.load(Ordering::Relaxed))
+            .filter(|&started| started != 0)
+            .map(|started| now.saturating_sub(started - 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn micros_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
     }
 
     /// How long the oldest queued job has waited.
@@ -414,8 +462,8 @@ impl Shared {
         }
     }
 
-    /// A hashing thread's loop.
-    fn work(&self) {
+    /// The loop of hashing thread `n` (from 0).
+    fn work(&self, n: usize) {
         lower_this_threads_priority();
         let mut memory = Memory::new(self.params.block_count());
         while let Some(Job {
@@ -441,9 +489,11 @@ impl Shared {
             };
             // A panic drops the reply (the caller gets an error) and `done`; the thread goes on.
             let started = Instant::now();
+            self.started[n].store(self.micros_since_epoch() + 1, Ordering::Relaxed);
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 task.run(&self.params, &mut memory, done)
             }));
+            self.started[n].store(0, Ordering::Relaxed);
             self.record_job(started.elapsed());
         }
     }
@@ -646,7 +696,7 @@ mod tests {
         std::sync::mpsc::Sender<()>,
     ) {
         let (release, blocked) = std::sync::mpsc::channel::<()>();
-        let admission = hasher.admit().expect("a free place");
+        let admission = hasher.try_admit().expect("a free place");
         let job = tokio::spawn(admission.run(move |_, _| {
             let _ = blocked.recv();
         }));
@@ -773,7 +823,7 @@ mod tests {
     async fn jobs_run_on_the_named_hashing_threads() {
         let hasher = Hasher::new(&settings(64, 2, 0)).unwrap();
         let name = hasher
-            .admit()
+            .try_admit()
             .unwrap()
             .run(|_, _| std::thread::current().name().map(str::to_string))
             .await
@@ -796,9 +846,12 @@ mod tests {
             tokio::spawn(async move { hasher.hash("waits").await })
         };
         wait_until("the second job waits", || hasher.waiting() == 1).await;
+        // The refusal is held for a moment (a client retrying at once is slowed down), and
+        // decided without waiting for a place.
         let refused_at = Instant::now();
         assert!(matches!(hasher.hash("refused").await, Err(HashError::Busy)));
-        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(refused_at.elapsed() >= REFUSAL_HOLD, "a refusal is held");
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
         assert!(refused_at.elapsed() < Duration::from_secs(1));
         assert_eq!(
             (
@@ -848,7 +901,7 @@ mod tests {
         let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
         let (running, release) = blocking_job(&hasher);
         wait_until("the first job runs", || hasher.running() == 1).await;
-        assert!(hasher.admit().is_ok(), "room, and nothing waits");
+        assert!(hasher.try_admit().is_ok(), "room, and nothing waits");
         let queued_at = Instant::now();
         let waiting = {
             let hasher = hasher.clone();
@@ -860,7 +913,7 @@ mod tests {
         })
         .await;
         let refused_at = Instant::now();
-        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
         assert!(
             refused_at.elapsed() < max_wait / 2,
             "refused without waiting"
@@ -871,7 +924,7 @@ mod tests {
         running.await.unwrap().unwrap();
         let _ = waiting.await.unwrap();
         assert!(
-            hasher.admit().is_ok(),
+            hasher.try_admit().is_ok(),
             "admitted again once the queue drained"
         );
     }
@@ -891,11 +944,29 @@ mod tests {
         wait_until("the next job runs", || hasher.running() == 1).await;
         // Nothing waits, but one more would wait a whole job: refused at once.
         assert_eq!(hasher.waiting(), 0);
-        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
         // With the thread free, a job starts at once whatever jobs take.
-        assert!(hasher.admit().is_ok());
+        assert!(hasher.try_admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_job_running_past_the_limit_refuses_admissions_before_it_ends() {
+        let max_wait = Duration::from_millis(40);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        // No job has ended yet, so there is no average: only the running one can tell.
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the job runs", || hasher.running() == 1).await;
+        let started = Instant::now();
+        wait_until("it has run past the limit", || started.elapsed() > max_wait).await;
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert!(
+            hasher.try_admit().is_ok(),
+            "a free thread starts a job at once"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -921,7 +992,7 @@ mod tests {
         let hasher = Hasher::new(&settings(64, 1, 1)).unwrap();
 
         // An admission dropped unused gives its place back at once.
-        let unused = hasher.admit().unwrap();
+        let unused = hasher.try_admit().unwrap();
         assert_eq!(hasher.in_flight(), 1);
         drop(unused);
         assert_eq!(hasher.in_flight(), 0);
@@ -933,12 +1004,12 @@ mod tests {
         let abandoned = tokio::spawn({
             let computed = computed.clone();
             hasher
-                .admit()
+                .try_admit()
                 .unwrap()
                 .run(move |_, _| computed.store(true, Ordering::SeqCst))
         });
         wait_until("the second job waits", || hasher.waiting() == 1).await;
-        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
         abandoned.abort();
         assert!(abandoned.await.unwrap_err().is_cancelled());
 
@@ -954,7 +1025,7 @@ mod tests {
     async fn a_panicking_job_answers_an_error_and_keeps_its_thread() {
         let hasher = Hasher::new(&settings(64, 1, 0)).unwrap();
         let failed = hasher
-            .admit()
+            .try_admit()
             .unwrap()
             .run(|_, _| -> () { panic!("a test panic in a hashing job") })
             .await;

@@ -44,8 +44,8 @@ pub async fn login(state: &AppState, login: &str, password: &str) -> Result<Sign
 
 async fn attempt(state: &AppState, login: &str, password: &str) -> Result<SignedIn, LoginError> {
     // A place in the hashing pool first, before any database work: a saturated pool answers
-    // 503 at once without a query. The refusal depends on the pool only, not on the account.
-    let admission = state.hasher.admit().map_err(Infra::from)?;
+    // 503 (after a short hold) without a query. The refusal depends on the pool only, not on the account.
+    let admission = state.hasher.admit().await.map_err(Infra::from)?;
     // Both reads on the kept connections, like a bearer check (see `store::reads`).
     let user = match super::login_key(login, false) {
         Some(key) => store::users::by_login_key(&state.reads, &key).await?,

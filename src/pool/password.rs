@@ -37,7 +37,7 @@ pub async fn change(
     new: &Password,
 ) -> Result<(), ChangePasswordError> {
     // The hashing pool's place first: a saturated pool answers 503 before any query.
-    let admission = state.hasher.admit().map_err(Infra::from)?;
+    let admission = state.hasher.admit().await.map_err(Infra::from)?;
     let lock_key = lockout::key(Some(&caller.user), &caller.user.email);
     if let Some(wait) = lockout::locked_for(&state.db, &lock_key, Utc::now()).await? {
         return Err(ChangePasswordError::LockedOut(wait));

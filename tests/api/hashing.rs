@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use authpool::{
+    crypto::password::REFUSAL_HOLD,
     startup::{build_app, build_state},
     state::AppState,
 };
@@ -20,7 +21,7 @@ use crate::helpers::{PASSWORD, TestApp, assert_error};
 const ADA: &str = "ada@example.org";
 
 #[tokio::test]
-async fn a_login_beyond_the_hashing_pool_is_refused_at_once_with_503() {
+async fn a_login_beyond_the_hashing_pool_is_refused_with_503_without_waiting_for_a_place() {
     let app = TestApp::with_one_slow_hasher().await;
     app.confirmed_user(ADA, PASSWORD).await;
     let app = std::sync::Arc::new(app);
@@ -51,6 +52,11 @@ async fn a_login_beyond_the_hashing_pool_is_refused_at_once_with_503() {
         refused_after < first_took,
         "refused in {refused_after:?}, without waiting for the running hash ({first_took:?})"
     );
+    // Held a moment first, so that a client retrying at once is refused at a bounded rate.
+    assert!(
+        refused_after >= REFUSAL_HOLD,
+        "refused in {refused_after:?}"
+    );
     assert_eq!(app.state.hasher.in_flight(), 0);
     app.login(ADA, PASSWORD).await.assert_status_is_ok();
 }
@@ -61,7 +67,7 @@ async fn a_login_refused_by_a_full_hashing_pool_makes_no_database_query() {
     app.confirmed_user(ADA, PASSWORD).await;
 
     // The pool's only place taken, and the database closed: any query would now fail.
-    let held = app.state.hasher.admit().expect("a free place");
+    let held = app.state.hasher.try_admit().expect("a free place");
     app.state
         .db
         .close_by_ref()
