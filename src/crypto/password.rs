@@ -76,6 +76,14 @@ struct Inner {
 /// the 5–30 s after which HTTP clients commonly give up.
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
+/// The hashing threads' nice value. Not the lowest (19): there a hashing thread gets ~1.5 % of
+/// a core that other work keeps busy, less than one hash a second, so while GETs took the cores
+/// the queue stopped draining for seconds at a time, and logins admitted to it waited out
+/// [`MAX_QUEUE_WAIT`] and were refused late (1–2 % of the 503s during the load benchmark's
+/// flood with GETs at concurrency 8 or 64). At 10 it keeps ~10 % of a busy core, so the queue
+/// keeps moving at a rate admissions can judge, and the GETs' p99 stayed ~11 ms.
+const HASHING_NICE: i32 = 10;
+
 /// How long a refused admission waits before its caller hears of it (the 503). A refusal costs
 /// far less than a hash, but not nothing, and it runs before hashing (whose threads have the
 /// lowest priority): clients that retry the moment they are refused, ignoring `Retry-After`,
@@ -107,7 +115,8 @@ struct Shared {
     job_micros: AtomicU64,
     /// When each hashing thread started its current job, in microseconds since `epoch` plus
     /// one; 0 while it has none. When other work suddenly takes the cores, jobs stop ending and
-    /// the average above stays as it was; a job that has run long already says so at once.
+    /// the average above stays as it was; a job that has run as long as a queued job may wait
+    /// says so at once.
     started: Vec<AtomicU64>,
     epoch: Instant,
 }
@@ -389,20 +398,23 @@ impl Shared {
     }
 
     /// Whether one more job would likely wait more than half of `max_wait`: from the jobs
-    /// admitted ahead of it and how long jobs take now (the recent average, or longer while a
-    /// running job has taken longer already), or because the oldest queued job has waited that
-    /// long already.
+    /// admitted ahead of it and how long jobs take now, or because the oldest queued job has
+    /// waited that long already, or a running job has run that long (hashing has stalled).
+    /// Not from a running job's time in the estimate: with a deep queue, one job slowed for a
+    /// moment would refuse admissions that would have been served in time.
     fn drains_too_slowly(&self) -> bool {
         let limit = self.max_wait / 2;
         let ahead = (self.admitted.load(Ordering::Acquire) + 1).saturating_sub(self.concurrency);
-        let job = Duration::from_micros(
-            self.job_micros
-                .load(Ordering::Relaxed)
-                .max(self.longest_running_micros()),
-        );
+        if ahead == 0 {
+            // A free thread starts it at once, however long other jobs take or have run.
+            return false;
+        }
+        let job = Duration::from_micros(self.job_micros.load(Ordering::Relaxed));
         let predicted = job * u32::try_from(ahead).unwrap_or(u32::MAX)
             / u32::try_from(self.concurrency).unwrap_or(1);
-        predicted > limit || self.oldest_wait() > limit
+        predicted > limit
+            || self.oldest_wait() > limit
+            || Duration::from_micros(self.longest_running_micros()) > limit
     }
 
     /// How long the job that has run longest so far has been running, in microseconds.
@@ -499,19 +511,19 @@ impl Shared {
     }
 }
 
-/// Runs the calling thread at the lowest CPU priority (nice 19). Hashing keeps every core busy
-/// under a sign-in flood; at the workers' priority it would take the cores from requests that
-/// need microseconds (an authenticated GET waited behind whole argon2 jobs: p99 above 50 ms in
-/// the load benchmark). At nice 19 the scheduler runs those first and gives hashing all the time
-/// left over, so sign-in throughput is unchanged when nothing else is waiting. Best effort: a
-/// system that refuses leaves the priority as it was.
+/// Runs the calling thread at a low CPU priority ([`HASHING_NICE`]). Hashing keeps every core
+/// busy under a sign-in flood; at the workers' priority it would take the cores from requests
+/// that need microseconds (an authenticated GET waited behind whole argon2 jobs: p99 above
+/// 50 ms in the load benchmark). At a low priority the scheduler runs those first and gives
+/// hashing the time left over, so sign-in throughput is unchanged when nothing else is waiting.
+/// Best effort: a system that refuses leaves the priority as it was.
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread, with no pointers. On Linux, nice values
     // are per thread: `PRIO_PROCESS` with a thread id changes only that thread.
     unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASHING_NICE);
     }
 }
 
@@ -675,7 +687,8 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(lowered, 19);
+        // A process already running lower (started with `nice`) may not raise its threads.
+        assert_eq!(lowered, HASHING_NICE.max(before));
         assert_eq!(own_nice(), before, "the caller's thread keeps its priority");
     }
 
@@ -688,19 +701,30 @@ mod tests {
         }
     }
 
-    /// A job that holds its hashing thread until `release` is sent to (or dropped).
-    fn blocking_job(
-        hasher: &Hasher,
-    ) -> (
+    /// A running job and the sender that releases it.
+    type BlockingJob = (
         tokio::task::JoinHandle<Result<(), HashError>>,
         std::sync::mpsc::Sender<()>,
-    ) {
+    );
+
+    /// A job that holds its hashing thread until `release` is sent to (or dropped).
+    fn blocking_job(hasher: &Hasher) -> BlockingJob {
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let admission = hasher.try_admit().expect("a free place");
         let job = tokio::spawn(admission.run(move |_, _| {
             let _ = blocked.recv();
         }));
         (job, release)
+    }
+
+    /// A blocking job that has been running for longer than `limit` when this returns.
+    async fn job_run_past(hasher: &Hasher, limit: Duration) -> BlockingJob {
+        let running_before = hasher.running();
+        let job = blocking_job(hasher);
+        wait_until("the job runs", || hasher.running() > running_before).await;
+        let started = Instant::now();
+        wait_until("it has run past the limit", || started.elapsed() > limit).await;
+        job
     }
 
     #[tokio::test]
@@ -934,9 +958,7 @@ mod tests {
         let max_wait = Duration::from_millis(40);
         let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
         // A job that takes longer than the limit, as when other work has the cores.
-        let (slow, release) = blocking_job(&hasher);
-        let started = Instant::now();
-        wait_until("it has run past the limit", || started.elapsed() > max_wait).await;
+        let (slow, release) = job_run_past(&hasher, max_wait).await;
         release.send(()).unwrap();
         slow.await.unwrap().unwrap();
 
@@ -956,10 +978,7 @@ mod tests {
         let max_wait = Duration::from_millis(40);
         let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
         // No job has ended yet, so there is no average: only the running one can tell.
-        let (running, release) = blocking_job(&hasher);
-        wait_until("the job runs", || hasher.running() == 1).await;
-        let started = Instant::now();
-        wait_until("it has run past the limit", || started.elapsed() > max_wait).await;
+        let (running, release) = job_run_past(&hasher, max_wait).await;
         assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
@@ -967,6 +986,21 @@ mod tests {
             hasher.try_admit().is_ok(),
             "a free thread starts a job at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_free_thread_admits_while_another_job_has_stalled() {
+        let max_wait = Duration::from_millis(40);
+        let hasher = Hasher::with_max_wait(&settings(64, 2, 8), max_wait).unwrap();
+        let (stalled, release) = job_run_past(&hasher, max_wait).await;
+        // The second thread is free, so this one would start at once.
+        let (second, release_second) = blocking_job(&hasher);
+        wait_until("both jobs run", || hasher.running() == 2).await;
+        // Now one more would queue behind a stalled thread: refused.
+        assert!(matches!(hasher.try_admit(), Err(HashError::Busy)));
+        drop((release, release_second));
+        stalled.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
