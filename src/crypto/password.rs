@@ -7,13 +7,14 @@
 //! jobs may wait; past that the caller gets [`HashError::Busy`] (503 with `Retry-After`) after a
 //! short hold ([`REFUSAL_HOLD`]) rather than memory growing without bound.
 //!
-//! The queue is bounded in time too. The hashing threads run at the lowest CPU priority (see
+//! The queue is bounded in time too. The hashing threads run at a low CPU priority (see
 //! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy it drains
 //! slowly, and a client is better told at once to come back than left waiting past its timeout:
 //! an admission is refused (after the hold) when a new job would likely wait more than half of
 //! [`MAX_QUEUE_WAIT`] (from the jobs ahead of it and how long jobs take now), or when the oldest
-//! queued job has waited that long already; a job that still waits [`MAX_QUEUE_WAIT`] is refused
-//! instead of computed.
+//! queued job has waited, or a running job has run, that long already; a job that still waits
+//! [`MAX_QUEUE_WAIT`] is refused instead of computed. While a hashing thread is free, nothing
+//! is refused for time: the job starts at once.
 //!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits for a place),
 //! then runs its job with it. Taking the admission before any other work (a sign-in's database queries) lets a
@@ -85,8 +86,8 @@ pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
 const HASHING_NICE: i32 = 10;
 
 /// How long a refused admission waits before its caller hears of it (the 503). A refusal costs
-/// far less than a hash, but not nothing, and it runs before hashing (whose threads have the
-/// lowest priority): clients that retry the moment they are refused, ignoring `Retry-After`,
+/// far less than a hash, but not nothing, and it runs before hashing (whose threads have a
+/// low priority): clients that retry the moment they are refused, ignoring `Retry-After`,
 /// could otherwise fill both cores with refusals and leave the admitted jobs almost no time,
 /// which slows the queue and refuses more (measured: 64 such clients on a 2-core machine with
 /// one busy process beside it got 14 sign-ins/s, and 163 000 refusals in 8 s; held, 35/s and
