@@ -502,7 +502,7 @@ async fn measure(
                 refresh_token: s.refresh_token.clone(),
             })
             .collect();
-        let raw_rate = results.signatures / f64::from(raw::SIGNATURES_PER_REFRESH);
+        let raw_rate = results.signatures / f64::from(raw::SIGNATURES_PER_TOKEN_SET);
         for &c in &options.concurrency {
             progress(&format!("refresh, concurrency {c}"));
             // Each worker goes on with the token it last received; the others wait their turn.
@@ -917,6 +917,15 @@ fn commit() -> String {
     }
 }
 
+/// The highest login rate possible, as a share of the raw argon2id rate `hashes` (per second, all
+/// cores), when a sign-in costs one hash and the token set's signatures at `signatures` per
+/// second (all cores) and nothing else: core time per sign-in is `1/hashes + n/signatures`,
+/// with `n` the signatures of one token set.
+fn login_ceiling(hashes: f64, signatures: f64) -> f64 {
+    let per_sign_in = f64::from(raw::SIGNATURES_PER_TOKEN_SET);
+    signatures / (signatures + per_sign_in * hashes)
+}
+
 fn mib(kib: Option<u64>) -> Option<f64> {
     kib.map(|k| k as f64 / 1024.0)
 }
@@ -1003,9 +1012,27 @@ fn print_report(
         "- Raw RS256 with authpool's kept aws-lc-rs key pair: {:.0} signatures/s on {cores} cores \
          → refresh limit {:.0}/s ({} signatures per refresh)",
         results.signatures,
-        results.signatures / f64::from(raw::SIGNATURES_PER_REFRESH),
-        raw::SIGNATURES_PER_REFRESH
+        results.signatures / f64::from(raw::SIGNATURES_PER_TOKEN_SET),
+        raw::SIGNATURES_PER_TOKEN_SET
     );
+    if !results.login_limits.is_empty() && results.signatures > 0.0 {
+        let ceilings: Vec<String> = results
+            .login_limits
+            .iter()
+            .map(|(c, limit)| {
+                format!(
+                    "{:.1} % at {c}",
+                    100.0 * login_ceiling(limit.rate, results.signatures)
+                )
+            })
+            .collect();
+        println!(
+            "- Login ceiling: a sign-in is one hash and {} RS256 signatures, so even if nothing \
+             else cost anything, logins could reach at most {} of the raw argon2id rate",
+            raw::SIGNATURES_PER_TOKEN_SET,
+            ceilings.join(", ")
+        );
+    }
     println!(
         "- Raw RS256 verification (jsonwebtoken, authpool's validation): {:.0}/s on {cores} cores",
         results.verifications

@@ -29,8 +29,9 @@ use poem::{
 };
 use serde_json::Value;
 
-/// Signatures one refresh makes: id, access and refresh token (`src/pool/tokens.rs`, `sign`).
-pub const SIGNATURES_PER_REFRESH: u32 = 3;
+/// Signatures one refresh or sign-in makes: id, access and refresh token, three RS256 JWTs by
+/// the API contract (`src/pool/tokens.rs`, `sign`).
+pub const SIGNATURES_PER_TOKEN_SET: u32 = 3;
 
 /// Runs `work(deadline)` on `threads` threads started together; each returns how many operations
 /// it finished. The rate is the sum of each thread's count over its own elapsed time.
