@@ -515,18 +515,19 @@ impl Shared {
     }
 }
 
-/// Runs the calling thread at a lower CPU priority ([`HASHING_NICE_INCREMENT`]). Hashing keeps every core
-/// busy under a sign-in flood; at the workers' priority it would take the cores from requests
-/// that need microseconds (an authenticated GET waited behind whole argon2 jobs: p99 above
-/// 50 ms in the load benchmark). At a low priority the scheduler runs those first and gives
-/// hashing the time left over, so sign-in throughput is unchanged when nothing else is waiting.
+/// Runs the calling thread at a lower CPU priority ([`HASHING_NICE_INCREMENT`]). Hashing keeps
+/// every core busy under a sign-in flood; at the workers' priority it would take the cores from
+/// requests that need microseconds (an authenticated GET waited behind whole argon2 jobs: p99
+/// above 50 ms in the load benchmark). At a low priority the scheduler runs those first and
+/// gives hashing the time left over, so sign-in throughput is unchanged when nothing else is
+/// waiting.
 /// Best effort: a system that refuses leaves the priority as it was.
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread, with no pointers. On Linux, nice values
     // are per thread: `PRIO_PROCESS` with a thread id changes only that thread, which started
-    // with its creator's. (`getpriority` can only fail for another thread; its -1 on failure
-    // would still give a lower priority than the workers'.)
+    // with its creator's. (`getpriority` fails only for a thread that does not exist, never for
+    // the caller's own id, so its result, which may be -1 as a valid nice value, is not checked.)
     unsafe {
         let tid = libc::gettid() as libc::id_t;
         let own = libc::getpriority(libc::PRIO_PROCESS, tid);
