@@ -1069,11 +1069,15 @@ fn print_report(
         );
     }
     for row in results.rows.iter().filter(|r| r.errors + r.timeouts > 0) {
+        // A 503 records no error text; a row whose only errors are 503s says so.
+        let first = match (&row.first_error, row.timeouts) {
+            (Some(error), _) => error.as_str(),
+            (None, 0) => "503 with Retry-After only (hashing queue)",
+            (None, _) => "timeout",
+        };
         println!(
-            "- {} at {}: first error: {}",
-            row.workload,
-            row.concurrency,
-            row.first_error.as_deref().unwrap_or("timeout")
+            "- {} at {}: first error: {first}",
+            row.workload, row.concurrency
         );
     }
     println!(

@@ -13,8 +13,10 @@
 //! an admission is refused (after the hold) when a new job would likely wait more than half of
 //! [`MAX_QUEUE_WAIT`] (from the jobs ahead of it and how long jobs take now), or when the oldest
 //! queued job has waited, or a running job has run, that long already; a job that still waits
-//! [`MAX_QUEUE_WAIT`] is refused instead of computed. While a hashing thread is free, nothing
-//! is refused for time: the job starts at once.
+//! [`MAX_QUEUE_WAIT`] is refused instead of computed. Queued jobs that the same estimate says
+//! can no longer start within [`MAX_QUEUE_WAIT`] (jobs became slower after they were admitted)
+//! are refused, newest first, each time a thread takes a job, rather than at the limit. While a
+//! hashing thread is free, nothing is refused for time: the job starts at once.
 //!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits for a place),
 //! then runs its job with it. Taking the admission before any other work (a sign-in's database queries) lets a
@@ -413,12 +415,21 @@ impl Shared {
             // A free thread starts it at once, however long other jobs take or have run.
             return false;
         }
-        let job = Duration::from_micros(self.job_micros.load(Ordering::Relaxed));
-        let predicted = job * u32::try_from(ahead).unwrap_or(u32::MAX)
-            / u32::try_from(self.concurrency).unwrap_or(1);
-        predicted > limit
+        self.predicted_wait(ahead, self.average_job()) > limit
             || self.oldest_wait() > limit
             || Duration::from_micros(self.longest_running_micros()) > limit
+    }
+
+    /// How long a queued job with `ahead` jobs to start before it, itself included, will
+    /// likely wait at the rate jobs end now.
+    fn predicted_wait(&self, ahead: usize, job: Duration) -> Duration {
+        job * u32::try_from(ahead).unwrap_or(u32::MAX)
+            / u32::try_from(self.concurrency).unwrap_or(1)
+    }
+
+    /// How long a job takes now, as a moving average.
+    fn average_job(&self) -> Duration {
+        Duration::from_micros(self.job_micros.load(Ordering::Relaxed))
     }
 
     /// How long the job that has run longest so far has been running, in microseconds.
@@ -461,11 +472,20 @@ impl Shared {
         self.ready.notify_one();
     }
 
-    /// The next job, waiting for one; `None` once the pool is closed and drained.
-    fn next(&self) -> Option<Job> {
+    /// The next job, waiting for one; `None` once the pool is closed and drained. First sheds
+    /// the jobs that can no longer start in time ([`Self::shed_hopeless`]), judged by the
+    /// average job or, when longer, by `last`, the calling thread's job that just ended: the
+    /// average follows a slowdown only over several jobs, and a queue filled while hashing ran
+    /// fast (a sign-in flood arriving with GETs that then take the cores) would meanwhile be
+    /// refused late, which is what shedding is for (measured in the README's performance
+    /// section).
+    fn next(&self, last: Duration) -> Option<Job> {
         let mut queue = self.lock();
         loop {
             if let Some(job) = queue.jobs.pop_front() {
+                let shed = self.shed_hopeless(&mut queue, self.average_job().max(last));
+                drop(queue);
+                self.refuse_all(shed);
                 return Some(job);
             }
             if queue.closed {
@@ -478,24 +498,61 @@ impl Shared {
         }
     }
 
+    /// Takes off the back of the queue, newest first, the jobs that would likely wait past
+    /// `max_wait`, from what they have waited and jobs taking `job` each (the estimate that
+    /// admits them, [`Self::predicted_wait`]), and stops at the first that would not. Jobs
+    /// admitted while hashing ran fast become such jobs when other work takes the cores
+    /// (hashing runs below it). Refused now, their callers hear at once what they would
+    /// otherwise hear at `max_wait`, and the jobs ahead keep their turns. Newest first, because
+    /// they have waited least and are the furthest from a thread. Abandoned jobs met on the way
+    /// are dropped, freeing their places.
+    fn shed_hopeless(&self, queue: &mut Queue, job: Duration) -> Vec<Job> {
+        let mut shed = Vec::new();
+        while let Some(last) = queue.jobs.back() {
+            let hopeless = last.task.abandoned()
+                || last.queued_at.elapsed() + self.predicted_wait(queue.jobs.len(), job)
+                    > self.max_wait;
+            if !hopeless {
+                break;
+            }
+            shed.extend(queue.jobs.pop_back());
+        }
+        shed
+    }
+
+    /// Refuses jobs taken off the queue (with [`HashError::Busy`]), outside its lock.
+    fn refuse_all(&self, jobs: impl IntoIterator<Item = Job>) {
+        for Job { slot, task, .. } in jobs {
+            // Freed before the caller hears, as for a computed job.
+            drop(slot);
+            if !task.abandoned() {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                task.refuse(HashError::Busy);
+            }
+        }
+    }
+
     /// The loop of hashing thread `n` (from 0).
     fn work(&self, n: usize) {
         lower_this_threads_priority();
         let mut memory = Memory::new(self.params.block_count());
+        let mut last = Duration::ZERO;
         while let Some(Job {
             slot,
             task,
             queued_at,
-        }) = self.next()
+        }) = self.next(last)
         {
             if task.abandoned() {
                 // Dropping the job frees its slot; no answer is due to anyone.
                 continue;
             }
             if queued_at.elapsed() > self.max_wait {
-                drop(slot);
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                task.refuse(HashError::Busy);
+                self.refuse_all([Job {
+                    slot,
+                    task,
+                    queued_at,
+                }]);
                 continue;
             }
             self.running.fetch_add(1, Ordering::AcqRel);
@@ -510,7 +567,8 @@ impl Shared {
                 task.run(&self.params, &mut memory, done)
             }));
             self.started[n].store(0, Ordering::Relaxed);
-            self.record_job(started.elapsed());
+            last = started.elapsed();
+            self.record_job(last);
         }
     }
 }
@@ -736,6 +794,43 @@ mod tests {
         job
     }
 
+    /// Admits and queues `count` hash jobs, each queued before the next is admitted, so that
+    /// their order in the queue is the order of the handles.
+    async fn queue_in_order(
+        hasher: &Hasher,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<String, HashError>>> {
+        let waiting_before = hasher.waiting();
+        let mut queued = Vec::new();
+        for n in 0..count {
+            let admission = hasher.try_admit().expect("admitted");
+            queued.push(tokio::spawn(async move {
+                admission.hash(&format!("queued {n}")).await
+            }));
+            wait_until("the job is queued", || {
+                hasher.waiting() == waiting_before + n + 1
+            })
+            .await;
+        }
+        queued
+    }
+
+    /// Each job's outcome, in order: computed, or the error's text. Every answer is due well
+    /// within ten seconds (the tests' limits are longer where that matters).
+    async fn outcomes(
+        jobs: Vec<tokio::task::JoinHandle<Result<String, HashError>>>,
+    ) -> Vec<Result<(), String>> {
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            let outcome = tokio::time::timeout(Duration::from_secs(10), job)
+                .await
+                .expect("answered in time")
+                .unwrap();
+            outcomes.push(outcome.map(|_| ()).map_err(|e| e.to_string()));
+        }
+        outcomes
+    }
+
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
         let hasher = Hasher::new(&settings(64, 2, 4)).unwrap();
@@ -926,6 +1021,53 @@ mod tests {
         assert_eq!(hasher.in_flight(), 0);
         // A job that does not wait is computed.
         assert!(hasher.hash("admitted again").await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_jobs_that_can_no_longer_start_in_time_are_refused_newest_first() {
+        // A limit no job reaches in this test: any refusal below is the estimate's.
+        let max_wait = Duration::from_secs(60);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
+        // No job has ended, so nothing predicts a wait: all three are admitted and queued.
+        let queued = queue_in_order(&hasher, 3).await;
+        // Then jobs become slow, as when other work takes the cores: with the running job's
+        // end folded in, jobs take ~39 s, so once it ends the second queued job would start
+        // within the limit and the third would not.
+        hasher.inner.shared.record_job(Duration::from_secs(45));
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+
+        let busy = Err(HashError::Busy.to_string());
+        assert_eq!(outcomes(queued).await, [Ok(()), Ok(()), busy]);
+        assert_eq!(hasher.rejected(), 1);
+        assert_eq!(hasher.in_flight(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_slow_job_sheds_the_queue_before_the_average_follows() {
+        let max_wait = Duration::from_secs(4);
+        let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        let (running, release) = blocking_job(&hasher);
+        wait_until("the first job runs", || hasher.running() == 1).await;
+        let started = Instant::now();
+        // Jobs have been fast so far.
+        hasher.inner.shared.record_job(Duration::from_millis(1));
+        let queued = queue_in_order(&hasher, 3).await;
+        // The running job takes T > 2.2 s: the first queued job has then waited T and starts
+        // in time. Judged by T, the two behind it would wait 2T and 3T, past the limit; judged
+        // by the average (~T/8) they would still start in time, as long as T < 3.2 s.
+        wait_until("the running job is slow", || {
+            started.elapsed() > Duration::from_millis(2_200)
+        })
+        .await;
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+
+        let busy = Err(HashError::Busy.to_string());
+        assert_eq!(outcomes(queued).await, [Ok(()), busy.clone(), busy]);
+        assert_eq!(hasher.rejected(), 2);
     }
 
     #[tokio::test]
