@@ -193,6 +193,26 @@ where
     }
 }
 
+/// A hashing thread's previous job: how long it took, and when it ended.
+#[derive(Clone, Copy)]
+struct LastJob {
+    took: Duration,
+    ended: Instant,
+}
+
+impl LastJob {
+    /// How long it took, if the thread has not been idle since for longer than that; else
+    /// zero: after a pause, a job that ended before it says little of how fast jobs run now
+    /// (a slow job at the end of one busy spell would shed the start of the next).
+    fn recent(self) -> Duration {
+        if self.ended.elapsed() <= self.took {
+            self.took
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
 /// Held while a job runs.
 struct Done<'a> {
     _slot: Slot,
@@ -474,15 +494,16 @@ impl Shared {
 
     /// The next job, waiting for one; `None` once the pool is closed and drained. First sheds
     /// the jobs that can no longer start in time ([`Self::shed_hopeless`]), judged by the
-    /// average job or, when longer, by `last`, the calling thread's job that just ended: the
-    /// average follows a slowdown only over several jobs, and a queue filled while hashing ran
-    /// fast (a sign-in flood arriving with GETs that then take the cores) would meanwhile be
-    /// refused late, which is what shedding is for (measured in the README's performance
-    /// section).
-    fn next(&self, last: Duration) -> Option<Job> {
+    /// average job or, when longer, by `last`, the calling thread's previous job, while it is
+    /// recent ([`LastJob::recent`]): the average follows a slowdown only over several jobs, and
+    /// a queue filled while hashing ran fast (a sign-in flood arriving with GETs that then take
+    /// the cores) would meanwhile be refused late, which is what shedding is for (measured in
+    /// the README's performance section).
+    fn next(&self, last: Option<LastJob>) -> Option<Job> {
         let mut queue = self.lock();
         loop {
             if let Some(job) = queue.jobs.pop_front() {
+                let last = last.map_or(Duration::ZERO, LastJob::recent);
                 let shed = self.shed_hopeless(&mut queue, self.average_job().max(last));
                 drop(queue);
                 self.refuse_all(shed);
@@ -536,7 +557,7 @@ impl Shared {
     fn work(&self, n: usize) {
         lower_this_threads_priority();
         let mut memory = Memory::new(self.params.block_count());
-        let mut last = Duration::ZERO;
+        let mut last = None;
         while let Some(Job {
             slot,
             task,
@@ -567,8 +588,12 @@ impl Shared {
                 task.run(&self.params, &mut memory, done)
             }));
             self.started[n].store(0, Ordering::Relaxed);
-            last = started.elapsed();
-            self.record_job(last);
+            let took = started.elapsed();
+            self.record_job(took);
+            last = Some(LastJob {
+                took,
+                ended: Instant::now(),
+            });
         }
     }
 }
@@ -1046,28 +1071,47 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_slow_job_sheds_the_queue_before_the_average_follows() {
-        let max_wait = Duration::from_secs(4);
+    async fn the_job_that_just_ended_sheds_the_queue_unless_the_thread_was_idle_since() {
+        let max_wait = Duration::from_secs(6);
         let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
+        let shared = &hasher.inner.shared;
+        // The only hashing thread is held in a job, so the test takes the next jobs itself, as
+        // a hashing thread would, with a previous job of its choosing.
         let (running, release) = blocking_job(&hasher);
         wait_until("the first job runs", || hasher.running() == 1).await;
-        let started = Instant::now();
-        // Jobs have been fast so far.
-        hasher.inner.shared.record_job(Duration::from_millis(1));
-        let queued = queue_in_order(&hasher, 3).await;
-        // The running job takes T > 2.2 s: the first queued job has then waited T and starts
-        // in time. Judged by T, the two behind it would wait 2T and 3T, past the limit; judged
-        // by the average (~T/8) they would still start in time, as long as T < 3.2 s.
-        wait_until("the running job is slow", || {
-            started.elapsed() > Duration::from_millis(2_200)
-        })
-        .await;
+        // Jobs have been fast on average.
+        shared.record_job(Duration::from_millis(1));
+        let queued = queue_in_order(&hasher, 4).await;
+        let slow = Duration::from_secs(4);
+
+        // A slow job that ended before an idle spell longer than itself says nothing: the
+        // average alone lets every queued job stay.
+        let long_ago = Instant::now()
+            .checked_sub(slow + Duration::from_secs(1))
+            .expect("the clock has run for five seconds");
+        let taken = shared.next(Some(LastJob {
+            took: slow,
+            ended: long_ago,
+        }));
+        drop(taken.expect("a queued job"));
+        assert_eq!((hasher.waiting(), hasher.rejected()), (3, 0));
+
+        // The same job just ended: with jobs taking 4 s, the job behind the next would wait 8 s,
+        // past the limit, and is refused now; the next would wait 4 s and stays.
+        let taken = shared.next(Some(LastJob {
+            took: slow,
+            ended: Instant::now(),
+        }));
+        drop(taken.expect("a queued job"));
+        assert_eq!((hasher.waiting(), hasher.rejected()), (1, 1));
+
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
-
+        // The two jobs the test took were never answered; the one left is computed.
+        let lost = Err(HashError::Internal("the hashing thread failed".into()).to_string());
         let busy = Err(HashError::Busy.to_string());
-        assert_eq!(outcomes(queued).await, [Ok(()), busy.clone(), busy]);
-        assert_eq!(hasher.rejected(), 2);
+        assert_eq!(outcomes(queued).await, [lost.clone(), lost, Ok(()), busy]);
+        assert_eq!(hasher.in_flight(), 0);
     }
 
     #[tokio::test]
