@@ -13,10 +13,11 @@
 //! an admission is refused (after the hold) when a new job would likely wait more than half of
 //! [`MAX_QUEUE_WAIT`] (from the jobs ahead of it and how long jobs take now), or when the oldest
 //! queued job has waited, or a running job has run, that long already; a job that still waits
-//! [`MAX_QUEUE_WAIT`] is refused instead of computed. Queued jobs that the same estimate says
-//! can no longer start within [`MAX_QUEUE_WAIT`] (jobs became slower after they were admitted)
-//! are refused, newest first, each time a thread takes a job, rather than at the limit. While a
-//! hashing thread is free, nothing is refused for time: the job starts at once.
+//! [`MAX_QUEUE_WAIT`] is refused instead of computed. Queued jobs that the same estimate, or
+//! the job that just ended when it took longer, says can no longer start within
+//! [`MAX_QUEUE_WAIT`] (jobs became slower after they were admitted) are refused, newest first,
+//! each time a thread takes a job, rather than at the limit. While a hashing thread is free,
+//! nothing is refused for time: the job starts at once.
 //!
 //! A caller first takes an [`Admission`] ([`Hasher::admit`], which never waits for a place),
 //! then runs its job with it. Taking the admission before any other work (a sign-in's database queries) lets a
