@@ -1,5 +1,5 @@
 //! Documented error sets: each operation lists exactly the errors it can answer, all with the
-//! one JSON error shape, while handlers simply return an [`ApiError`].
+//! one JSON error shape, while handlers simply return an [`ApiError`](super::error::ApiError).
 
 use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaSchemaRef};
 
@@ -31,7 +31,7 @@ pub fn error_response(status: u16, description: &'static str) -> MetaResponse {
 }
 
 /// Declares an error type for operations: `errors!(LoginErrors { 401 => "...", ... })`.
-/// It wraps an [`ApiError`] and documents the listed statuses.
+/// It wraps an [`ApiError`](crate::api::error::ApiError) and documents the listed statuses.
 #[macro_export]
 macro_rules! errors {
     ($(#[$meta:meta])* $name:ident { $($status:literal => $description:literal),* $(,)? }) => {

@@ -8,7 +8,7 @@
 //! short hold ([`REFUSAL_HOLD`]) rather than memory growing without bound.
 //!
 //! The queue is bounded in time too. The hashing threads run at a low CPU priority (see
-//! [`lower_this_threads_priority`]), so when cheaper requests keep the cores busy it drains
+//! `lower_this_threads_priority`), so when cheaper requests keep the cores busy it drains
 //! slowly, and a client is better told at once to come back than left waiting past its timeout:
 //! an admission is refused (after the hold) when a new job would likely wait more than
 //! [`MAX_QUEUE_WAIT`] / [`ADMISSION_SHARE`] (from the jobs ahead of it and how long jobs take
@@ -91,7 +91,7 @@ pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(4);
 /// same one-second admissions), 18.6–27.1 ms, with no queued job refused in the run that
 /// logged them. The jobs that slower draining keeps waiting are sign-ins served late (within
 /// the limit) rather than refused late.
-const ADMISSION_SHARE: u32 = 4;
+pub const ADMISSION_SHARE: u32 = 4;
 
 /// How much lower the hashing threads' priority is than the process's own: added to its nice
 /// value (0 unless started with `nice`), up to the lowest, 19. Relative, so that a process

@@ -89,7 +89,7 @@ db_errors_are_infra!(RefreshError);
 /// The write transaction is kept short, as on SQLite every other writer waits for it: the token
 /// and its session are read before it, the usual case (an unused token of a live session of a
 /// confirmed user) is then one conditional update and one insert, and the new tokens are signed
-/// after it commits. Anything else is decided again on reads made inside it ([`rotate_locked`]).
+/// after it commits. Anything else is decided again on reads made inside it (`rotate_locked`).
 pub async fn refresh(state: &AppState, token: &str) -> Result<SignedIn, RefreshError> {
     let claims = state
         .keys
