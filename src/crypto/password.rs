@@ -1061,7 +1061,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_slowly_draining_queue_refuses_at_once_though_it_has_room() {
-        let max_wait = Duration::from_millis(40);
+        // Admissions stop at a quarter of it, 20 ms.
+        let max_wait = Duration::from_millis(80);
         let hasher = Hasher::with_max_wait(&settings(64, 1, 8), max_wait).unwrap();
         let (running, release) = blocking_job(&hasher);
         wait_until("the first job runs", || hasher.running() == 1).await;
